@@ -1,0 +1,220 @@
+"""``rigdeck-agent``: set up, run and administer the agent on one host."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from agent.errors import AgentError
+from store.errors import StoreError
+
+CONFIG_HELP = (
+    "Path of agent.toml. Default: $RIGDECK_CONFIG, else ./agent.toml."
+)
+
+
+def _config_option(function):
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="RIGDECK_CONFIG",
+        default="agent.toml",
+        show_default=True,
+        help=CONFIG_HELP,
+    )(function)
+
+
+def _load(config_path: Path):
+    from agent.config import load_config
+
+    return load_config(config_path)
+
+
+def _open_store(config_path: Path):
+    from store import Store
+
+    config = _load(config_path)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    return Store(config.store_path, busy_timeout_ms=config.store.busy_timeout_ms)
+
+
+def _cli_actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rigdeck")
+def cli() -> None:
+    """The rigdeck agent: trains, serves and watches models on this GPU host.
+
+    Start with `rigdeck-agent init DIR`, then `rigdeck-agent run --config
+    DIR/agent.toml`, then create tokens for the console with
+    `rigdeck-agent token create NAME --role ROLE`.
+    """
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default=None, help="Host name shown in the console. Default: hostname.")
+@click.option("--region", default="default", show_default=True, help="Data-residency region.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=7070, show_default=True,
+    help="Control API port on 127.0.0.1; 0 picks a free port at each start.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing agent.toml.")
+def init(directory: Path, name: str | None, region: str, port: int, force: bool) -> None:
+    """Write a commented DIRECTORY/agent.toml and create its data directory."""
+    from agent.config import parse_config
+
+    config_path = directory / "agent.toml"
+    if config_path.exists() and not force:
+        raise click.ClickException(
+            f"{config_path} exists; pass --force to overwrite it."
+        )
+    template = (Path(__file__).parent / "agent.toml.template").read_text()
+    text = template.format(
+        name=name or socket.gethostname(), region=region, data_dir="data", port=port
+    )
+    import tomllib
+
+    parse_config(tomllib.loads(text), config_path)
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    config_path.write_text(text)
+    click.echo(f"Wrote {config_path} and {directory / 'data'}.")
+    click.echo(f"Start the agent: rigdeck-agent run --config {config_path}")
+
+
+@cli.command()
+@_config_option
+def run(config_path: Path) -> None:
+    """Run the agent in the foreground until SIGTERM or SIGINT (Ctrl-C)."""
+    from agent.daemon import run_agent
+
+    run_agent(_load(config_path))
+
+
+@cli.group()
+def token() -> None:
+    """Create, list and revoke bearer tokens (viewer, operator, approver, admin)."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(["viewer", "operator", "approver", "admin"]),
+    required=True,
+    help="viewer reads; operator runs jobs, requests releases, rolls back; "
+    "approver approves and promotes; admin manages tokens and overrides gates.",
+)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Write the token to this file (mode 0600) instead of printing it.",
+)
+@_config_option
+def token_create(name: str, role: str, output: Path | None, config_path: Path) -> None:
+    """Create token NAME with ROLE; the token is shown once and stored hashed."""
+    import re
+
+    from store import audit, tokens
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        raise click.BadParameter(
+            f"{name!r}: use 1 to 64 letters, digits, '.', '_' or '-'.", param_hint="NAME"
+        )
+    store = _open_store(config_path)
+    with store.write() as db:
+        if tokens.get_token(db, name) is not None:
+            raise click.ClickException(f"A token named {name!r} exists; pick another name.")
+        secret, _ = tokens.create_token(db, name, role)
+        audit.append_entry(
+            db, actor=_cli_actor(), action="token.create", target=f"token/{name}",
+            after={"role": role},
+        )
+    store.close()
+    if output:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret + "\n")
+        click.echo(f"Created token {name!r} ({role}); written to {output}.")
+    else:
+        click.echo(secret)
+        click.echo(f"Created token {name!r} ({role}). It is shown only once.", err=True)
+
+
+@token.command("list")
+@_config_option
+def token_list(config_path: Path) -> None:
+    """List tokens with their roles; secrets are never shown."""
+    import time
+
+    from store import tokens
+
+    store = _open_store(config_path)
+    rows = tokens.list_tokens(store.db)
+    store.close()
+    click.echo(f"{'NAME':24} {'ROLE':9} {'CREATED (UTC)':20} STATE")
+    for row in rows:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["created_at"]))
+        state = "revoked" if row["revoked_at"] else "active"
+        click.echo(f"{row['name']:24} {row['role']:9} {created:20} {state}")
+
+
+@token.command("revoke")
+@click.argument("name")
+@_config_option
+def token_revoke(name: str, config_path: Path) -> None:
+    """Revoke token NAME; requests with it get 401 from then on."""
+    from store import audit, tokens
+
+    store = _open_store(config_path)
+    with store.write() as db:
+        row = tokens.get_token(db, name)
+        if row is None:
+            raise click.ClickException(f"No token named {name!r}; see `rigdeck-agent token list`.")
+        if row["revoked_at"] is None:
+            tokens.revoke_token(db, name)
+            audit.append_entry(
+                db, actor=_cli_actor(), action="token.revoke", target=f"token/{name}",
+                before={"revoked": False}, after={"revoked": True},
+            )
+    store.close()
+    click.echo(f"Revoked token {name!r}.")
+
+
+@cli.group()
+def audit() -> None:
+    """Inspect the hash-chained audit log."""
+
+
+@audit.command("verify")
+@_config_option
+def audit_verify(config_path: Path) -> None:
+    """Check the hash chain; exit 1 and name the first bad entry if it is broken."""
+    from store import audit as audit_rows
+
+    store = _open_store(config_path)
+    result = audit_rows.verify_chain(store.db)
+    store.close()
+    if not result.ok:
+        click.echo(f"FAILED: {result.message}", err=True)
+        sys.exit(1)
+    click.echo(result.message)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except (AgentError, StoreError) as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""What every part of a running agent shares: config, store, sampler."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agent.config import AgentConfig
+from store import Store
+
+if TYPE_CHECKING:
+    from agent.telemetry import Sampler
+
+
+@dataclass
+class AgentContext:
+    config: AgentConfig
+    store: Store
+    sampler: Sampler | None = None
+    started_at: float = field(default_factory=time.time)
+    services: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.config.agent.name

@@ -1,0 +1,128 @@
+"""``rigdeck-agent run``: the agent process in the foreground.
+
+Startup order: take the data-directory lock, open the store, start the
+services (telemetry, and what later parts add), then serve the API until
+SIGTERM or SIGINT, and stop everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Protocol
+
+import uvicorn
+
+from agent.api import create_app
+from agent.config import LOOPBACK_HOSTS, AgentConfig
+from agent.context import AgentContext
+from agent.lock import DataDirLock
+from agent.logs import configure_logging
+from store import Store
+
+logger = logging.getLogger(__name__)
+
+RUNTIME_FILE = "agent.json"
+
+
+class Service(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def run_agent(config: AgentConfig) -> None:
+    """Run the agent until a signal stops it. Raises LockError if one already runs."""
+    configure_logging(config.agent.log_level, config.agent.name)
+    lock = DataDirLock(config.data_dir)
+    lock.acquire()
+    try:
+        _run_locked(config)
+    finally:
+        lock.release()
+
+
+def _run_locked(config: AgentConfig) -> None:
+    store = Store(config.store_path, busy_timeout_ms=config.store.busy_timeout_ms)
+    context = AgentContext(config=config, store=store)
+    services = _build_services(context)
+    sock = _bind(config)
+    port = sock.getsockname()[1]
+    started: list[Service] = []
+    try:
+        for service in services:
+            service.start()
+            started.append(service)
+        _write_runtime_file(config, port)
+        logger.info(
+            "agent %s listening on %s (pid %s, data_dir %s)",
+            config.agent.name,
+            _url(config, port),
+            os.getpid(),
+            config.data_dir,
+        )
+        _serve(context, sock)
+    finally:
+        for service in reversed(started):
+            try:
+                service.stop()
+            except Exception:
+                logger.exception("stopping %s failed", type(service).__name__)
+        (config.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
+        store.close()
+        logger.info("agent %s stopped", config.agent.name)
+
+
+def _build_services(context: AgentContext) -> list[Service]:
+    from agent.telemetry import Sampler
+
+    sampler = Sampler(context.store, context.config.telemetry, context.name)
+    context.sampler = sampler
+    return [sampler]
+
+
+def _bind(config: AgentConfig) -> socket.socket:
+    host = config.api.host
+    if host not in LOOPBACK_HOSTS and config.api.tls_cert is None:
+        logger.warning(
+            "the control API listens on %s over plain HTTP (api.insecure = true); "
+            "tokens cross the network in clear text",
+            host,
+        )
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, config.api.port))
+    # Listening now lets clients queue while the services start.
+    sock.listen(2048)
+    return sock
+
+
+def _serve(context: AgentContext, sock: socket.socket) -> None:
+    api = context.config.api
+    server_config = uvicorn.Config(
+        create_app(context, extra_routers=tuple(context.services.get("routers", ()))),
+        log_config=None,
+        ssl_certfile=str(api.tls_cert) if api.tls_cert else None,
+        ssl_keyfile=str(api.tls_key) if api.tls_key else None,
+        timeout_graceful_shutdown=5,
+    )
+    uvicorn.Server(server_config).run(sockets=[sock])
+
+
+def _url(config: AgentConfig, port: int) -> str:
+    scheme = "https" if config.api.tls_cert else "http"
+    host = f"[{config.api.host}]" if ":" in config.api.host else config.api.host
+    return f"{scheme}://{host}:{port}"
+
+
+def _write_runtime_file(config: AgentConfig, port: int) -> None:
+    """Record the pid and URL, so tools and tests find an agent on port 0."""
+    path: Path = config.data_dir / RUNTIME_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(
+        json.dumps({"pid": os.getpid(), "port": port, "url": _url(config, port)})
+    )
+    os.replace(tmp, path)

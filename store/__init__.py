@@ -1,0 +1,23 @@
+"""The agent's store: one SQLite file in WAL mode plus an artifact directory.
+
+This package imports nothing else of rigdeck's, so any part of the system
+(agent, tools, tests) can open a store the same way.
+"""
+
+from store import alerts, audit, telemetry, tokens
+from store._store import DEFAULT_BUSY_TIMEOUT_MS, Store, connect
+from store.errors import NotFoundError, SchemaError, StoreBusyError, StoreError
+
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT_MS",
+    "NotFoundError",
+    "SchemaError",
+    "Store",
+    "StoreBusyError",
+    "StoreError",
+    "alerts",
+    "audit",
+    "connect",
+    "telemetry",
+    "tokens",
+]
