@@ -13,9 +13,7 @@ import click
 from agent.errors import AgentError
 from store.errors import StoreError
 
-CONFIG_HELP = (
-    "Path of agent.toml. Default: $RIGDECK_CONFIG, else ./agent.toml."
-)
+CONFIG_HELP = "Path of agent.toml. Default: $RIGDECK_CONFIG, else ./agent.toml."
 
 
 def _config_option(function):
@@ -61,14 +59,23 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--name", default=None, help="Host name shown in the console. Default: hostname.")
-@click.option("--region", default="default", show_default=True, help="Data-residency region.")
 @click.option(
-    "--port", type=click.IntRange(0, 65535), default=7070, show_default=True,
+    "--name", default=None, help="Host name shown in the console. Default: hostname."
+)
+@click.option(
+    "--region", default="default", show_default=True, help="Data-residency region."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=7070,
+    show_default=True,
     help="Control API port on 127.0.0.1; 0 picks a free port at each start.",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing agent.toml.")
-def init(directory: Path, name: str | None, region: str, port: int, force: bool) -> None:
+def init(
+    directory: Path, name: str | None, region: str, port: int, force: bool
+) -> None:
     """Write a commented DIRECTORY/agent.toml and create its data directory."""
     from agent.config import parse_config
 
@@ -114,7 +121,9 @@ def token() -> None:
     "approver approves and promotes; admin manages tokens and overrides gates.",
 )
 @click.option(
-    "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
     help="Write the token to this file (mode 0600) instead of printing it.",
 )
 @_config_option
@@ -126,15 +135,21 @@ def token_create(name: str, role: str, output: Path | None, config_path: Path) -
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
         raise click.BadParameter(
-            f"{name!r}: use 1 to 64 letters, digits, '.', '_' or '-'.", param_hint="NAME"
+            f"{name!r}: use 1 to 64 letters, digits, '.', '_' or '-'.",
+            param_hint="NAME",
         )
     store = _open_store(config_path)
     with store.write() as db:
         if tokens.get_token(db, name) is not None:
-            raise click.ClickException(f"A token named {name!r} exists; pick another name.")
+            raise click.ClickException(
+                f"A token named {name!r} exists; pick another name."
+            )
         secret, _ = tokens.create_token(db, name, role)
         audit.append_entry(
-            db, actor=_cli_actor(), action="token.create", target=f"token/{name}",
+            db,
+            actor=_cli_actor(),
+            action="token.create",
+            target=f"token/{name}",
             after={"role": role},
         )
     store.close()
@@ -177,12 +192,18 @@ def token_revoke(name: str, config_path: Path) -> None:
     with store.write() as db:
         row = tokens.get_token(db, name)
         if row is None:
-            raise click.ClickException(f"No token named {name!r}; see `rigdeck-agent token list`.")
+            raise click.ClickException(
+                f"No token named {name!r}; see `rigdeck-agent token list`."
+            )
         if row["revoked_at"] is None:
             tokens.revoke_token(db, name)
             audit.append_entry(
-                db, actor=_cli_actor(), action="token.revoke", target=f"token/{name}",
-                before={"revoked": False}, after={"revoked": True},
+                db,
+                actor=_cli_actor(),
+                action="token.revoke",
+                target=f"token/{name}",
+                before={"revoked": False},
+                after={"revoked": True},
             )
     store.close()
     click.echo(f"Revoked token {name!r}.")

@@ -33,10 +33,11 @@ class AgentSection(_Section):
     region: str = Field(
         "default",
         min_length=1,
-        description="Data-residency region of this host, checked by the residency gate.",
+        description="Data-residency region of this host, for the residency gate.",
     )
     data_dir: Path = Field(
-        Path("data"), description="Store, artifacts and run logs. Relative to this file."
+        Path("data"),
+        description="Store, artifacts and run logs. Relative to this file.",
     )
     log_level: str = Field(
         "info", pattern=r"^(debug|info|warning|error)$", description="Log level."
@@ -45,11 +46,16 @@ class AgentSection(_Section):
 
 class ApiSection(_Section):
     host: str = Field("127.0.0.1", description="Address the control API listens on.")
-    port: int = Field(7070, ge=0, le=65535, description="Control API port; 0 picks a free one.")
-    tls_cert: Path | None = Field(None, description="PEM certificate; needed off loopback.")
+    port: int = Field(
+        7070, ge=0, le=65535, description="Control API port; 0 picks a free one."
+    )
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate; needed off loopback."
+    )
     tls_key: Path | None = Field(None, description="PEM private key for tls_cert.")
     insecure: bool = Field(
-        False, description="Allow plain HTTP on a non-loopback address (logs a warning)."
+        False,
+        description="Allow plain HTTP on a non-loopback address (logs a warning).",
     )
     metrics_open: bool = Field(
         False, description="Serve /metrics without a token, for a Prometheus scraper."
@@ -62,7 +68,11 @@ class ApiSection(_Section):
     def _tls_off_loopback(self) -> ApiSection:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key must be set together")
-        if self.host not in LOOPBACK_HOSTS and self.tls_cert is None and not self.insecure:
+        if (
+            self.host not in LOOPBACK_HOSTS
+            and self.tls_cert is None
+            and not self.insecure
+        ):
             raise ValueError(
                 f"host {self.host!r} is not loopback: set tls_cert and tls_key, "
                 "or insecure = true to accept plain HTTP"
@@ -75,7 +85,10 @@ class TelemetrySection(_Section):
         2.0, gt=0, le=3600, description="Seconds between two telemetry samples."
     )
     flush_seconds: float = Field(
-        10.0, gt=0, le=3600, description="Seconds between two batched writes of samples."
+        10.0,
+        gt=0,
+        le=3600,
+        description="Seconds between two batched writes of samples.",
     )
     raw_retention_hours: float = Field(
         24.0, gt=0, description="Hours raw samples are kept before only rollups remain."
@@ -124,7 +137,8 @@ def load_config(path: str | Path) -> AgentConfig:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(
-            str(path), ["the file does not exist; create one with `rigdeck-agent init DIR`"]
+            str(path),
+            ["the file does not exist; create one with `rigdeck-agent init DIR`"],
         ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(str(path), [f"not valid TOML: {error}"]) from error
@@ -137,7 +151,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> AgentConfig:
     try:
         config = AgentConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(str(path), [_describe(problem) for problem in error.errors()]) from None
+        raise ConfigError(
+            str(path), [_describe(problem) for problem in error.errors()]
+        ) from None
     base = path.resolve().parent
     config.path = path.resolve()
     config.agent.data_dir = (base / config.agent.data_dir).resolve()

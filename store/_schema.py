@@ -85,7 +85,8 @@ MIGRATIONS: list[str] = [
         job TEXT NOT NULL REFERENCES jobs (name),
         scheduled_at REAL,
         recorded_at REAL NOT NULL,
-        outcome TEXT NOT NULL CHECK (outcome IN ('started', 'missed', 'skipped', 'refused')),
+        outcome TEXT NOT NULL
+            CHECK (outcome IN ('started', 'missed', 'skipped', 'refused')),
         run_id INTEGER REFERENCES runs (id),
         detail TEXT
     );

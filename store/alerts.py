@@ -18,7 +18,9 @@ def raise_alert(
     An identical alert that is still open is not repeated: its id is returned.
     """
     if severity not in SEVERITIES:
-        raise ValueError(f"Unknown severity {severity!r}; expected one of {SEVERITIES}.")
+        raise ValueError(
+            f"Unknown severity {severity!r}; expected one of {SEVERITIES}."
+        )
     row = db.conn.execute(
         "SELECT id FROM alerts WHERE kind = ? AND source = ? AND message = ? "
         "AND acknowledged_at IS NULL",
@@ -55,7 +57,9 @@ def list_alerts(
         params.append(before_id)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     return list(
-        db.query(f"SELECT * FROM alerts {where} ORDER BY id DESC LIMIT ?", [*params, limit])
+        db.query(
+            f"SELECT * FROM alerts {where} ORDER BY id DESC LIMIT ?", [*params, limit]
+        )
     )
 
 

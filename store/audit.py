@@ -140,7 +140,9 @@ def verify_chain(db: sqlite_utils.Database) -> AuditCheck:
             f"Audit entries after {last_id} are missing: the log head records "
             f"entry {head[0]} as the newest.",
         )
-    return AuditCheck(True, checked, None, f"The audit chain of {checked} entries verifies.")
+    return AuditCheck(
+        True, checked, None, f"The audit chain of {checked} entries verifies."
+    )
 
 
 def list_entries(

@@ -30,7 +30,9 @@ def encode_labels(labels: dict[str, str] | None) -> str:
     """Encode labels canonically (sorted JSON), '' when there are none."""
     if not labels:
         return ""
-    return json.dumps({k: str(v) for k, v in sorted(labels.items())}, separators=(",", ":"))
+    return json.dumps(
+        {k: str(v) for k, v in sorted(labels.items())}, separators=(",", ":")
+    )
 
 
 def insert_samples(db: sqlite_utils.Database, samples: Iterable[Sample]) -> int:

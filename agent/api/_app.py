@@ -26,11 +26,15 @@ def metrics(request: Request) -> Response:
     return Response(content=body, media_type=content_type)
 
 
-def create_app(context: AgentContext, extra_routers: tuple[APIRouter, ...] = ()) -> FastAPI:
+def create_app(
+    context: AgentContext, extra_routers: tuple[APIRouter, ...] = ()
+) -> FastAPI:
     app = FastAPI(
         title=f"rigdeck agent {context.name}",
         version=software_versions()["rigdeck"] or "0",
-        description="Control API of a rigdeck agent. Send 'Authorization: Bearer <token>'.",
+        description=(
+            "Control API of a rigdeck agent. Send 'Authorization: Bearer <token>'."
+        ),
         openapi_url="/api/v1/openapi.json",
     )
     app.state.context = context

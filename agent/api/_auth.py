@@ -1,4 +1,4 @@
-"""Bearer-token authentication and the role ladder viewer < operator < approver < admin."""
+"""Bearer-token authentication and the roles viewer < operator < approver < admin."""
 
 from __future__ import annotations
 
@@ -62,7 +62,9 @@ def _touch(context, row: dict) -> None:
     if (row["last_used_at"] or 0) + _LAST_USED_RESOLUTION_SECONDS > now:
         return
     with context.store.write() as db:
-        db.conn.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (now, row["id"]))
+        db.conn.execute(
+            "UPDATE tokens SET last_used_at = ? WHERE id = ?", (now, row["id"])
+        )
 
 
 def require(role: str):

@@ -27,7 +27,9 @@ _STATUS_CODES = {
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -37,14 +39,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        return error_response(422, "invalid_request", describe_validation(error.errors()))
+        return error_response(
+            422, "invalid_request", describe_validation(error.errors())
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(error.status_code, "error")
         message = str(error.detail)
         if error.status_code == 404 and message == "Not Found":
-            message = f"No route {request.method} {request.url.path}; see /docs for the API."
+            message = (
+                f"No route {request.method} {request.url.path}; see /docs for the API."
+            )
         return error_response(error.status_code, code, message)
 
     @app.exception_handler(Exception)
@@ -68,8 +74,14 @@ def describe_validation(problems: list[dict[str, Any]]) -> str:
             )
             continue
         if problem["type"] == "json_invalid":
-            parts.append(f"The request body is not valid JSON: {problem['ctx'].get('error')}.")
+            parts.append(
+                f"The request body is not valid JSON: {problem['ctx'].get('error')}."
+            )
             continue
-        shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+        shown = (
+            ""
+            if isinstance(value, dict | list) or value is None
+            else f" (got {value!r})"
+        )
         parts.append(f"{location}: {message}{shown}")
     return "; ".join(parts)

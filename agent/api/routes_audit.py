@@ -39,12 +39,16 @@ def list_audit(
     principal: Principal = Depends(require("viewer")),
 ) -> dict:
     db = request.app.state.context.store.db
-    items = audit.list_entries(db, since=since, actor=actor, after_id=cursor, limit=limit)
+    items = audit.list_entries(
+        db, since=since, actor=actor, after_id=cursor, limit=limit
+    )
     return page(items, limit)
 
 
 @router.get("/audit/verify", summary="Check the audit hash chain")
-def verify_audit(request: Request, principal: Principal = Depends(require("viewer"))) -> dict:
+def verify_audit(
+    request: Request, principal: Principal = Depends(require("viewer"))
+) -> dict:
     result = audit.verify_chain(request.app.state.context.store.db)
     return {
         "ok": result.ok,
@@ -63,7 +67,9 @@ def list_alerts(
     principal: Principal = Depends(require("viewer")),
 ) -> dict:
     db = request.app.state.context.store.db
-    items = alert_rows.list_alerts(db, open_only=open_only, before_id=cursor, limit=limit)
+    items = alert_rows.list_alerts(
+        db, open_only=open_only, before_id=cursor, limit=limit
+    )
     return page(items, limit)
 
 
@@ -95,19 +101,25 @@ def acknowledge_alert(
 
 
 @router.get("/tokens", summary="Tokens without their secrets (admin)")
-def list_tokens(request: Request, principal: Principal = Depends(require("admin"))) -> dict:
+def list_tokens(
+    request: Request, principal: Principal = Depends(require("admin"))
+) -> dict:
     items = token_rows.list_tokens(request.app.state.context.store.db)
     return {"items": items, "next_cursor": None}
 
 
 @router.post("/tokens", status_code=201, summary="Create a token; shown once (admin)")
 def create_token(
-    request: Request, body: TokenRequest, principal: Principal = Depends(require("admin"))
+    request: Request,
+    body: TokenRequest,
+    principal: Principal = Depends(require("admin")),
 ) -> dict:
     with request.app.state.context.store.write() as db:
         if token_rows.get_token(db, body.name) is not None:
             raise ApiError(
-                409, "conflict", f"A token named {body.name!r} exists; pick another name."
+                409,
+                "conflict",
+                f"A token named {body.name!r} exists; pick another name.",
             )
         token, row = token_rows.create_token(db, body.name, body.role)
         audit.append_entry(

@@ -71,7 +71,9 @@ def telemetry_metrics(
 def telemetry(
     request: Request,
     metric: str = Query(..., description="Metric name, e.g. gpu_utilization_ratio."),
-    since: float | None = Query(None, description="Start, Unix seconds. Default: an hour ago."),
+    since: float | None = Query(
+        None, description="Start, Unix seconds. Default: an hour ago."
+    ),
     until: float | None = Query(None, description="End, Unix seconds. Default: now."),
     step: float | None = Query(
         None, description="Bucket width in seconds. Default: the range over 300."
@@ -107,7 +109,9 @@ def _check_range(since: float, until: float) -> None:
     for name, value in (("since", since), ("until", until)):
         if not math.isfinite(value) or value < 0:
             raise ApiError(
-                400, "invalid_parameter", f"{name}={value!r} is not a Unix time in seconds."
+                400,
+                "invalid_parameter",
+                f"{name}={value!r} is not a Unix time in seconds.",
             )
     if since >= until:
         raise ApiError(
@@ -122,7 +126,9 @@ def _resolve_step(since: float, until: float, step: float | None) -> float:
         return max(1.0, math.ceil((until - since) / 300))
     if not math.isfinite(step) or step <= 0:
         raise ApiError(
-            400, "invalid_parameter", f"step={step!r} must be a positive number of seconds."
+            400,
+            "invalid_parameter",
+            f"step={step!r} must be a positive number of seconds.",
         )
     if (until - since) / step > MAX_POINTS:
         raise ApiError(

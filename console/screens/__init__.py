@@ -1,0 +1,3 @@
+from console.screens.fleet import FleetScreen
+
+__all__ = ["FleetScreen"]
