@@ -1,0 +1,1 @@
+"""Stand-ins for foreign libraries, used by tests and by agents that tests start."""
