@@ -34,10 +34,16 @@ def _load(config_path: Path):
     return load_config(config_path)
 
 
-def _open_store(config_path: Path):
+def _open_store(config_path: Path, create: bool = False):
+    """Open the agent's store; only commands that write may create it."""
     from store import Store
 
     config = _load(config_path)
+    if not create and not config.store_path.exists():
+        raise click.ClickException(
+            f"No store at {config.store_path}. Check agent.data_dir in {config_path}, "
+            "or start the agent once to create it."
+        )
     config.data_dir.mkdir(parents=True, exist_ok=True)
     return Store(config.store_path, busy_timeout_ms=config.store.busy_timeout_ms)
 
@@ -138,7 +144,7 @@ def token_create(name: str, role: str, output: Path | None, config_path: Path) -
             f"{name!r}: use 1 to 64 letters, digits, '.', '_' or '-'.",
             param_hint="NAME",
         )
-    store = _open_store(config_path)
+    store = _open_store(config_path, create=True)
     with store.write() as db:
         if tokens.get_token(db, name) is not None:
             raise click.ClickException(

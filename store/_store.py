@@ -127,7 +127,8 @@ class Store:
                     attempt,
                     self.write_attempts,
                 )
-                time.sleep(0.05 * attempt)
+                if attempt < self.write_attempts:
+                    time.sleep(0.05 * attempt)
         raise StoreBusyError(str(self.path), self.write_attempts)
 
     def migrate(self) -> int:
@@ -146,6 +147,14 @@ class Store:
                 for statement in _split_statements(MIGRATIONS[number - 1]):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
+            except sqlite3.Error as error:
+                conn.execute("ROLLBACK")
+                raise SchemaError(
+                    f"Migration {number} of the store {self.path} failed and was "
+                    f"rolled back, so the schema stays at version {number - 1}: "
+                    f"{error}. Inspect the file with the sqlite3 shell, or restore "
+                    "a backup."
+                ) from error
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

@@ -4,6 +4,10 @@ Each entry's hash is the sha256 of its own fields and the previous entry's
 hash, so editing or deleting any row breaks the chain from that row on.
 The newest id and hash are also kept in ``audit_head``, so deleting the
 last rows is detected as well.
+
+NOTE: the hashes use no secret key, so someone who can write the file can
+also recompute every later hash and the head, and that rewrite is not
+detected.
 """
 
 from __future__ import annotations
@@ -131,18 +135,51 @@ def verify_chain(db: sqlite_utils.Database) -> AuditCheck:
         expected_id += 1
         checked += 1
     head = db.conn.execute("SELECT last_id, last_hash FROM audit_head").fetchone()
-    last_id = expected_id - 1
-    if head is not None and (head[0] != last_id or head[1] != prev_hash):
-        return AuditCheck(
-            False,
-            checked,
-            last_id + 1,
-            f"Audit entries after {last_id} are missing: the log head records "
-            f"entry {head[0]} as the newest.",
-        )
+    head_problem = _check_head(head, expected_id - 1, prev_hash)
+    if head_problem is not None:
+        first_bad_id, message = head_problem
+        return AuditCheck(False, checked, first_bad_id, message)
     return AuditCheck(
         True, checked, None, f"The audit chain of {checked} entries verifies."
     )
+
+
+def _check_head(
+    head: tuple[int, str] | None, last_id: int, last_hash: str
+) -> tuple[int, str] | None:
+    """Return the first bad id and a message if ``audit_head`` disagrees, else None.
+
+    ``append_entry`` writes the head in the same transaction as each entry,
+    so any difference means rows were deleted, added or rewritten by hand.
+    """
+    if head is None:
+        if last_id == 0:
+            return None
+        return (
+            last_id,
+            f"The audit log head is missing although {last_id} entries exist, so "
+            "entries deleted from the end cannot be ruled out.",
+        )
+    head_id, head_hash = head
+    if head_id > last_id:
+        return (
+            last_id + 1,
+            f"Audit entries after {last_id} are missing: the log head records "
+            f"entry {head_id} as the newest.",
+        )
+    if head_id < last_id:
+        return (
+            head_id + 1,
+            f"Audit entry {head_id + 1} was added without the log head, which "
+            f"records entry {head_id} as the newest.",
+        )
+    if head_hash != last_hash:
+        return (
+            last_id,
+            f"Audit entry {last_id} was modified: its hash does not match the "
+            "one recorded in the log head.",
+        )
+    return None
 
 
 def list_entries(
