@@ -31,6 +31,11 @@ def health(request: Request) -> dict:
     }
 
 
+@router.get("/whoami", summary="The calling token's name and role")
+def whoami(principal: Principal = Depends(require("viewer"))) -> dict:
+    return {"name": principal.name, "role": principal.role}
+
+
 @router.get("/host", summary="This host: name, region, versions, latest sample")
 def host(request: Request, principal: Principal = Depends(require("viewer"))) -> dict:
     context = request.app.state.context
