@@ -11,6 +11,7 @@ from store import Store
 
 if TYPE_CHECKING:
     from agent.telemetry import Sampler
+    from agent.training.service import TrainingService
 
 
 @dataclass
@@ -18,6 +19,7 @@ class AgentContext:
     config: AgentConfig
     store: Store
     sampler: Sampler | None = None
+    training: TrainingService | None = None
     started_at: float = field(default_factory=time.time)
     services: dict[str, Any] = field(default_factory=dict)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +20,7 @@ import uvicorn
 from agent.api import create_app
 from agent.config import LOOPBACK_HOSTS, AgentConfig
 from agent.context import AgentContext
+from agent.errors import AgentError
 from agent.lock import DataDirLock
 from agent.logs import configure_logging
 from store import Store
@@ -77,10 +79,16 @@ def _run_locked(config: AgentConfig) -> None:
 
 def _build_services(context: AgentContext) -> list[Service]:
     from agent.telemetry import Sampler
+    from agent.training.service import TrainingService, gpu_inventory
 
     sampler = Sampler(context.store, context.config.telemetry, context.name)
     context.sampler = sampler
-    return [sampler]
+    # TrainingService.start() first marks runs left by a killed agent
+    # interrupted and ends their orphaned workers, then starts the run
+    # supervisor and the scheduler.
+    training = TrainingService(context.store, context.config, gpu_inventory(sampler))
+    context.training = training
+    return [sampler, training]
 
 
 def _bind(config: AgentConfig) -> socket.socket:
@@ -94,7 +102,15 @@ def _bind(config: AgentConfig) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, config.api.port))
+    try:
+        sock.bind((host, config.api.port))
+    except OSError as error:
+        sock.close()
+        raise AgentError(
+            f"Cannot listen on {host}:{config.api.port}: {error.strerror}. Stop the "
+            f"process that uses this port, or set api.port in {config.path} "
+            "(0 picks a free port)."
+        ) from error
     # Listening now lets clients queue while the services start.
     sock.listen(2048)
     return sock
@@ -109,7 +125,25 @@ def _serve(context: AgentContext, sock: socket.socket) -> None:
         ssl_keyfile=str(api.tls_key) if api.tls_key else None,
         timeout_graceful_shutdown=5,
     )
-    uvicorn.Server(server_config).run(sockets=[sock])
+    server = uvicorn.Server(server_config)
+
+    # After a graceful shutdown uvicorn re-raises the signal that stopped it
+    # under the handler that was installed before it started. Python's
+    # default handler would kill the process before the services stop and
+    # agent.json is removed, so this handler only sets should_exit instead.
+    # It also covers a signal that arrives before uvicorn installs its own.
+    def request_stop(signum: int, frame: object) -> None:
+        logger.info("received %s; stopping", signal.Signals(signum).name)
+        server.should_exit = True
+
+    previous = {
+        sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _url(config: AgentConfig, port: int) -> str:

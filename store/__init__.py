@@ -4,7 +4,16 @@ This package imports nothing else of rigdeck's, so any part of the system
 (agent, tools, tests) can open a store the same way.
 """
 
-from store import alerts, audit, telemetry, tokens
+from store import (
+    alerts,
+    artifacts,
+    audit,
+    jobs,
+    runs,
+    telemetry,
+    tokens,
+    versions,
+)
 from store._store import DEFAULT_BUSY_TIMEOUT_MS, Store, connect
 from store.errors import NotFoundError, SchemaError, StoreBusyError, StoreError
 
@@ -16,8 +25,12 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "alerts",
+    "artifacts",
     "audit",
     "connect",
+    "jobs",
+    "runs",
     "telemetry",
     "tokens",
+    "versions",
 ]

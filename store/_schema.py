@@ -246,4 +246,20 @@ MIGRATIONS: list[str] = [
         ts REAL NOT NULL
     );
     """,
+    # 2: what training needs beyond migration 1: a cancel request on a run
+    # (the API records it, the supervisor ends the process group), the run's
+    # spec and exit code, and an admin's gate override on a version.
+    """
+    ALTER TABLE runs ADD COLUMN spec_json TEXT;
+    ALTER TABLE runs ADD COLUMN exit_code INTEGER;
+    ALTER TABLE runs ADD COLUMN cancel_requested_at REAL;
+    ALTER TABLE runs ADD COLUMN cancel_requested_by TEXT;
+    CREATE INDEX runs_state ON runs (state);
+    CREATE INDEX runs_job ON runs (job, id);
+
+    ALTER TABLE versions ADD COLUMN overridden_by TEXT;
+    ALTER TABLE versions ADD COLUMN override_reason TEXT;
+    ALTER TABLE versions ADD COLUMN overridden_at REAL;
+    CREATE INDEX gate_results_version ON gate_results (version_id);
+    """,
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
-from agent.api import routes_audit, routes_health
+from agent.api import routes_audit, routes_health, routes_training
 from agent.api._auth import authenticate, require
 from agent.api._errors import install_error_handlers
 from agent.api._limits import BodySizeLimit
@@ -42,6 +42,7 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=context.config.api.max_body_bytes)
     app.include_router(routes_health.router)
     app.include_router(routes_audit.router)
+    app.include_router(routes_training.router)
     for router in extra_routers:
         app.include_router(router)
     app.include_router(metrics_router)

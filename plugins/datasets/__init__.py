@@ -1,0 +1,1 @@
+"""Built-in dataset plugins: river's shipped data sets, CSV files, SQLite tables."""

@@ -1,0 +1,1 @@
+"""Built-in release gates: metric thresholds, no regression, fairness, residency."""
