@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, RunningAgent
+from harness import REPO, RunningAgent
 
 HEAVY_PACKAGES = ("torch", "river", "fastapi", "apscheduler", "uvicorn")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import RunningAgent, agent_cli, start_agent, write_config
+from harness import RunningAgent, agent_cli, start_agent, write_config
 
 from store import Store, alerts
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import RunningAgent, start_agent, wait_for, write_config
+from harness import RunningAgent, start_agent, wait_for, write_config
 
 from store import Store, alerts
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import RunningAgent, start_agent, wait_for, write_config
+from harness import RunningAgent, start_agent, wait_for, write_config
 
 MAX_BODY_BYTES = 4096
 METRIC = "cpu_utilization_ratio"

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import RunningAgent, start_agent, wait_for, write_config
+from harness import RunningAgent, start_agent, wait_for, write_config
 
 NO_NVML = {"RIGDECK_FAKE_NVML": json.dumps({"init_error": "library_not_found"})}
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import agent_cli
+from harness import agent_cli
 
 from agent.cli import cli
 from agent.config import load_config

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import (
+from harness import (
     PYTHON,
     REPO,
     RunningAgent,

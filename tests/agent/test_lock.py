@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from harness import REPO
 
 from agent.errors import LockError
 from agent.lock import DataDirLock

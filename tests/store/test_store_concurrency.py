@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from harness import wait_for
 
 from store import Store, StoreBusyError, alerts, audit, connect, telemetry, tokens
 

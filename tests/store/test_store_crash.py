@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, agent_cli, write_config
+from harness import REPO, agent_cli, write_config
 
 from store import Store, audit
 

@@ -11,7 +11,7 @@ import psutil
 import pytest
 from training_helpers import csv_dataset, model_toml, threshold_gate, write_csv
 
-from tests.conftest import agent_cli, start_agent, wait_for, write_config
+from harness import agent_cli, start_agent, wait_for, write_config
 
 FINAL = ("succeeded", "failed", "cancelled", "timed_out", "interrupted")
 

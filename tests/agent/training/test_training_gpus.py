@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from training_helpers import model_toml
 
-from tests.conftest import wait_for
+from harness import wait_for
 
 FINAL = ("succeeded", "failed", "cancelled", "timed_out", "interrupted")
 

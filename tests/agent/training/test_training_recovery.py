@@ -16,7 +16,7 @@ from agent.training.launcher import WORKER_MODULE, RunPaths, group_exists
 from agent.training.recovery import recover
 from store import alerts
 from store import runs as run_rows
-from tests.conftest import wait_for
+from harness import wait_for
 
 # A stand-in worker: its command line names the worker module and a spec
 # under the runs directory, as a real worker's does, and it starts a

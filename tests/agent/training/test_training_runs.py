@@ -15,7 +15,7 @@ from store import jobs as job_rows
 from store import runs as run_rows
 from store import versions as version_rows
 from store.artifacts import verify_manifest
-from tests.conftest import wait_for
+from harness import wait_for
 
 FINAL = ("succeeded", "failed", "cancelled", "timed_out", "interrupted")
 

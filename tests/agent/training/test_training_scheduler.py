@@ -12,7 +12,7 @@ from training_helpers import model_toml
 from agent.training.scheduler import JOB_DEFAULTS, TrainingScheduler, build_trigger
 from store import jobs as job_rows
 from store import runs as run_rows
-from tests.conftest import wait_for
+from harness import wait_for
 
 HOUR = 3600.0
 

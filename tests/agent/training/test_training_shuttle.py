@@ -11,7 +11,7 @@ import pytest
 from training_helpers import REPO
 
 from store.artifacts import verify_manifest
-from tests.conftest import start_agent, wait_for
+from harness import start_agent, wait_for
 
 EXAMPLE = REPO / "examples" / "agent.toml"
 
