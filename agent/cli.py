@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import socket
 import sys
@@ -91,8 +92,12 @@ def init(
             f"{config_path} exists; pass --force to overwrite it."
         )
     template = (Path(__file__).parent / "agent.toml.template").read_text()
+    # json.dumps quotes and escapes the strings as TOML basic strings.
     text = template.format(
-        name=name or socket.gethostname(), region=region, data_dir="data", port=port
+        name=json.dumps(name or socket.gethostname()),
+        region=json.dumps(region),
+        data_dir=json.dumps("data"),
+        port=port,
     )
     import tomllib
 
@@ -144,6 +149,9 @@ def token_create(name: str, role: str, output: Path | None, config_path: Path) -
             f"{name!r}: use 1 to 64 letters, digits, '.', '_' or '-'.",
             param_hint="NAME",
         )
+    # Open the output first: a path that cannot be written must fail before
+    # the token exists, or its secret would be lost with its name taken.
+    handle = _open_secret_file(output) if output else None
     store = _open_store(config_path, create=True)
     with store.write() as db:
         if tokens.get_token(db, name) is not None:
@@ -159,14 +167,25 @@ def token_create(name: str, role: str, output: Path | None, config_path: Path) -
             after={"role": role},
         )
     store.close()
-    if output:
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
+    if handle is not None:
+        with handle:
             handle.write(secret + "\n")
         click.echo(f"Created token {name!r} ({role}); written to {output}.")
     else:
         click.echo(secret)
         click.echo(f"Created token {name!r} ({role}). It is shown only once.", err=True)
+
+
+def _open_secret_file(path: Path):
+    """Open ``path`` for writing with mode 0600, even if it already exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+    except OSError as error:
+        raise click.ClickException(
+            f"Cannot write the token to {path}: {error.strerror}. No token was created."
+        ) from error
+    return os.fdopen(fd, "w")
 
 
 @token.command("list")

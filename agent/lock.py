@@ -11,7 +11,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from agent.errors import LockError
+from agent.errors import AgentError, LockError
 
 LOCK_NAME = "agent.lock"
 
@@ -23,8 +23,14 @@ class DataDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            raise AgentError(
+                f"Cannot use the data directory {self.data_dir}: {error.strerror}. "
+                "Point agent.data_dir at a writable directory."
+            ) from error
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

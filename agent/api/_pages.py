@@ -6,6 +6,8 @@ from fastapi import Query
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# The largest integer SQLite stores; ids and cursors above it are invalid.
+MAX_ID = 2**63 - 1
 
 
 def limit_query() -> int:

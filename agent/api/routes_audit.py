@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.api._auth import Principal, require
-from agent.api._pages import limit_query, page
+from agent.api._pages import MAX_ID, limit_query, page
 from agent.errors import ApiError
 from store import alerts as alert_rows
 from store import audit
@@ -34,7 +34,9 @@ def list_audit(
     request: Request,
     since: float | None = Query(None, ge=0, description="Unix seconds."),
     actor: str | None = Query(None, max_length=64),
-    cursor: int | None = Query(None, ge=0, description="next_cursor of the last page."),
+    cursor: int | None = Query(
+        None, ge=0, le=MAX_ID, description="next_cursor of the last page."
+    ),
     limit: int = limit_query(),
     principal: Principal = Depends(require("viewer")),
 ) -> dict:
@@ -62,7 +64,7 @@ def verify_audit(
 def list_alerts(
     request: Request,
     open_only: bool = Query(False, alias="open", description="Only unacknowledged."),
-    cursor: int | None = Query(None, ge=0),
+    cursor: int | None = Query(None, ge=0, le=MAX_ID),
     limit: int = limit_query(),
     principal: Principal = Depends(require("viewer")),
 ) -> dict:
@@ -76,7 +78,7 @@ def list_alerts(
 @router.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert")
 def acknowledge_alert(
     request: Request,
-    alert_id: int = Path(..., ge=1),
+    alert_id: int = Path(..., ge=1, le=MAX_ID),
     body: Reason | None = None,
     principal: Principal = Depends(require("operator")),
 ) -> dict:

@@ -17,6 +17,8 @@ router = APIRouter(prefix="/api/v1")
 
 # The same cap Prometheus puts on a range query's points.
 MAX_POINTS = 11_000
+# 9999-12-31T23:59:59Z: later times are typos, and SQLite cannot bucket them.
+MAX_UNIX_SECONDS = 253_402_300_799
 DEFAULT_RANGE_SECONDS = 3600.0
 
 
@@ -86,8 +88,8 @@ def telemetry(
     principal: Principal = Depends(require("viewer")),
 ) -> dict:
     db = request.app.state.context.store.db
-    now = time.time()
-    until = now if until is None else until
+    _check_times(since=since, until=until)
+    until = time.time() if until is None else until
     since = until - DEFAULT_RANGE_SECONDS if since is None else since
     _check_range(since, until)
     step = _resolve_step(since, until, step)
@@ -110,14 +112,21 @@ def telemetry(
     }
 
 
-def _check_range(since: float, until: float) -> None:
-    for name, value in (("since", since), ("until", until)):
-        if not math.isfinite(value) or value < 0:
+def _check_times(**times: float | None) -> None:
+    for name, value in times.items():
+        if value is None:
+            continue
+        if not math.isfinite(value) or not 0 <= value <= MAX_UNIX_SECONDS:
             raise ApiError(
                 400,
                 "invalid_parameter",
-                f"{name}={value!r} is not a Unix time in seconds.",
+                f"{name}={value!r} is not a Unix time in seconds between 0 and "
+                f"{MAX_UNIX_SECONDS} (the year 9999).",
             )
+
+
+def _check_range(since: float, until: float) -> None:
+    _check_times(since=since, until=until)
     if since >= until:
         raise ApiError(
             400,
@@ -139,7 +148,8 @@ def _resolve_step(since: float, until: float, step: float | None) -> float:
         raise ApiError(
             400,
             "invalid_parameter",
-            f"step={step} gives {math.ceil((until - since) / step)} points over that "
-            f"range, more than the {MAX_POINTS} allowed; use a larger step.",
+            f"step={step} gives more than the {MAX_POINTS} points allowed over "
+            f"{until - since:.0f} seconds; use a step of at least "
+            f"{math.ceil((until - since) / MAX_POINTS)} seconds.",
         )
     return step

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.api._auth import Principal, require
-from agent.api._pages import limit_query, page
+from agent.api._pages import MAX_ID, limit_query, page
 from agent.config import MODEL_NAME_PATTERN
 from agent.errors import ApiError
 from agent.training.errors import PlacementRefused, RunConflict, RunNotActive
@@ -93,7 +93,7 @@ def list_fires(
     request: Request,
     job: str = _name("Job name (the model's name)."),
     outcome: str | None = Query(None, pattern="^(started|missed|skipped|refused)$"),
-    cursor: int | None = Query(None, ge=1),
+    cursor: int | None = Query(None, ge=1, le=MAX_ID),
     limit: int = limit_query(),
     principal: Principal = Depends(require("viewer")),
 ) -> dict:
@@ -140,7 +140,9 @@ def list_runs(
     request: Request,
     model: str | None = Query(None, pattern=MODEL_NAME_PATTERN),
     state: str | None = Query(None, pattern=_STATE_PATTERN),
-    cursor: int | None = Query(None, ge=1, description="next_cursor of the last page."),
+    cursor: int | None = Query(
+        None, ge=1, le=MAX_ID, description="next_cursor of the last page."
+    ),
     limit: int = limit_query(),
     principal: Principal = Depends(require("viewer")),
 ) -> dict:
@@ -158,7 +160,7 @@ def list_runs(
 @router.get("/runs/{run_id}", summary="One run: state, progress, metrics, error")
 def get_run(
     request: Request,
-    run_id: int = Path(..., ge=1),
+    run_id: int = Path(..., ge=1, le=MAX_ID),
     principal: Principal = Depends(require("viewer")),
 ) -> dict:
     db = request.app.state.context.store.db
@@ -168,9 +170,12 @@ def get_run(
 @router.get("/runs/{run_id}/log", summary="A chunk of the run log from a byte offset")
 def get_run_log(
     request: Request,
-    run_id: int = Path(..., ge=1),
+    run_id: int = Path(..., ge=1, le=MAX_ID),
     offset: int = Query(
-        0, ge=0, description="Byte offset to read from; next_offset of the last chunk."
+        0,
+        ge=0,
+        le=MAX_ID,
+        description="Byte offset to read from; next_offset of the last chunk.",
     ),
     limit_bytes: int = Query(
         LOG_CHUNK_BYTES,
@@ -201,7 +206,7 @@ def get_run_log(
 )
 def cancel_run(
     request: Request,
-    run_id: int = Path(..., ge=1),
+    run_id: int = Path(..., ge=1, le=MAX_ID),
     body: CancelRequest | None = None,
     principal: Principal = Depends(require("operator")),
 ) -> dict:
@@ -248,7 +253,7 @@ def list_models(
 def list_versions(
     request: Request,
     name: str = _name("Model name."),
-    cursor: int | None = Query(None, ge=1),
+    cursor: int | None = Query(None, ge=1, le=MAX_ID),
     limit: int = limit_query(),
     principal: Principal = Depends(require("viewer")),
 ) -> dict:
@@ -264,7 +269,7 @@ def list_versions(
 def get_version(
     request: Request,
     name: str = _name("Model name."),
-    number: int = Path(..., ge=1),
+    number: int = Path(..., ge=1, le=MAX_ID),
     principal: Principal = Depends(require("viewer")),
 ) -> dict:
     db = request.app.state.context.store.db
@@ -285,7 +290,7 @@ def override_version(
     request: Request,
     body: OverrideRequest,
     name: str = _name("Model name."),
-    number: int = Path(..., ge=1),
+    number: int = Path(..., ge=1, le=MAX_ID),
     principal: Principal = Depends(require("admin")),
 ) -> dict:
     store = request.app.state.context.store

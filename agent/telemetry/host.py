@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -60,9 +61,16 @@ class HostProbe:
         self._partitions: list[Any] = []
         self._partitions_read_at: float | None = None
         self._unreadable_mounts: set[str] = set()
+        self._prime_cpu()
+
+    def _prime_cpu(self) -> None:
+        # psutil (7.x) keeps the cpu_percent() baseline per calling thread,
+        # so a probe built on one thread and sampled on another must prime
+        # again there, or its first reading is a fake 0.0.
         self._psutil.cpu_percent(interval=None)
         self._psutil.cpu_percent(interval=None, percpu=True)
-        self._cpu_read_at = clock()
+        self._cpu_thread = threading.get_ident()
+        self._cpu_read_at = self._clock()
 
     def sample(self) -> dict[str, Any]:
         """Read every host figure once and return them as JSON-ready data.
@@ -81,6 +89,9 @@ class HostProbe:
         }
 
     def _read_cpu(self) -> dict[str, Any]:
+        if threading.get_ident() != self._cpu_thread:
+            self._prime_cpu()
+            return {"utilization_ratio": None, "core_utilization_ratios": None}
         now = self._clock()
         if now - self._cpu_read_at < self._min_cpu_interval_seconds:
             return {"utilization_ratio": None, "core_utilization_ratios": None}

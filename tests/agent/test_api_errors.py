@@ -100,7 +100,22 @@ BAD_TELEMETRY_QUERIES = [
         {"since": "0", "until": "100000", "step": "1"},
         400,
         "invalid_parameter",
-        "step=1.0 gives 100000 points over that range, more than the 11000 allowed",
+        "step=1.0 gives more than the 11000 points allowed over 100000 seconds; "
+        "use a step of at least 10 seconds",
+    ),
+    (
+        "until past the year 9999",
+        {"since": "0", "until": "1e22"},
+        400,
+        "invalid_parameter",
+        "until=1e+22 is not a Unix time in seconds between 0 and 253402300799",
+    ),
+    (
+        "until infinite with default since",
+        {"until": "1e309"},
+        400,
+        "invalid_parameter",
+        "until=inf is not a Unix time",
     ),
     (
         "non-numeric since",
@@ -189,6 +204,21 @@ BAD_PAGE_QUERIES = [
         "since non-numeric",
         "/api/v1/audit?since=today",
         "query.since: Input should be a valid number",
+    ),
+    (
+        "cursor past the largest SQLite integer",
+        "/api/v1/audit?cursor=9223372036854775808",
+        "query.cursor: Input should be less than or equal to 9223372036854775807",
+    ),
+    (
+        "run id past the largest SQLite integer",
+        "/api/v1/runs/9223372036854775808",
+        "path.run_id: Input should be less than or equal to 9223372036854775807",
+    ),
+    (
+        "version past the largest SQLite integer",
+        "/api/v1/models/shuttle/versions/9223372036854775808",
+        "path.number: Input should be less than or equal to 9223372036854775807",
     ),
 ]
 

@@ -129,7 +129,9 @@ def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
 
 def test_relative_paths_resolve_against_config_dir(tmp_path: Path) -> None:
     config = tmp_path / "etc" / "agent.toml"
-    config.parent.mkdir()
+    (tmp_path / "etc" / "tls").mkdir(parents=True)
+    (tmp_path / "etc" / "tls" / "a.crt").write_text("certificate")
+    (tmp_path / "etc" / "tls" / "a.key").write_text("key")
     config.write_text(
         VALID.replace(
             "port = 0", 'port = 0\ntls_cert = "tls/a.crt"\ntls_key = "tls/a.key"'
@@ -191,3 +193,31 @@ def test_init_refuses_to_overwrite_config(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "exists; pass --force to overwrite it" in result.output
     assert (directory / "agent.toml").read_text() == before
+
+
+def test_missing_tls_files_are_named(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        VALID.replace("port = 0", 'port = 0\ntls_cert = "a.crt"\ntls_key = "a.key"')
+    )
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+
+    assert f"api.tls_cert: the file {tmp_path / 'a.crt'} does not exist" in str(
+        raised.value
+    )
+    assert f"api.tls_key: the file {tmp_path / 'a.key'} does not exist" in str(
+        raised.value
+    )
+    assert not (tmp_path / "data").exists()
+
+
+def test_non_utf8_config_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_bytes(b'[agent]\nname = "caf\xe9"\n')
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+
+    assert "not UTF-8 text (byte 19); save it as UTF-8" in str(raised.value)

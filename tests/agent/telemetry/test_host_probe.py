@@ -1,6 +1,7 @@
 """HostProbe: primed CPU readings, local disks only, per-interface counters."""
 
 import logging
+import threading
 from types import SimpleNamespace
 
 import psutil
@@ -83,6 +84,44 @@ def test_first_cpu_reading_is_not_zero():
     assert fake.cpu_calls == [False, True, False, True]
     assert cpu["utilization_ratio"] == 0.25
     assert cpu["core_utilization_ratios"] == [0.2, 0.3]
+
+
+class PerThreadFakePsutil(FakePsutil):
+    """Keeps the cpu_percent() baseline per thread, as psutil 7 does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.primed_threads: set[tuple[int, bool]] = set()
+
+    def cpu_percent(self, interval=None, percpu=False):
+        key = (threading.get_ident(), percpu)
+        first = key not in self.primed_threads
+        self.primed_threads.add(key)
+        self.cpu_calls.append(percpu)
+        if percpu:
+            return [0.0, 0.0] if first else [20.0, 30.0]
+        return 0.0 if first else 25.0
+
+
+def test_cpu_sampled_on_another_thread_is_primed_there():
+    fake = PerThreadFakePsutil()
+    clock = FakeClock()
+    probe = HostProbe(psutil_module=fake, clock=clock)
+    readings = []
+
+    def sample_twice() -> None:
+        clock.now += 2.0
+        readings.append(probe.sample()["cpu"])
+        clock.now += 2.0
+        readings.append(probe.sample()["cpu"])
+
+    worker = threading.Thread(target=sample_twice)
+    worker.start()
+    worker.join()
+
+    assert readings[0] == {"utilization_ratio": None, "core_utilization_ratios": None}
+    assert readings[1]["utilization_ratio"] == 0.25
+    assert readings[1]["core_utilization_ratios"] == [0.2, 0.3]
 
 
 def test_cpu_too_soon_after_priming_is_null():
