@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from agent.errors import AgentError
+from agent.replay import SHIFT_SYNTAX
 from store.errors import StoreError
 
 CONFIG_HELP = "Path of agent.toml. Default: $RIGDECK_CONFIG, else ./agent.toml."
@@ -252,6 +253,154 @@ def audit_verify(config_path: Path) -> None:
         click.echo(f"FAILED: {result.message}", err=True)
         sys.exit(1)
     click.echo(result.message)
+
+
+@cli.command()
+@click.argument("model")
+@click.option(
+    "--source",
+    required=True,
+    help="A data set shipped with river 0.26 (e.g. Shuttle) or the path of a CSV "
+    "file with a header row.",
+)
+@click.option(
+    "--rate",
+    "rate_rows_per_second",
+    type=float,
+    required=True,
+    help="Rows sent per second, on average (batches are spread out to match).",
+)
+@click.option(
+    "--url",
+    help="Base URL of the serving worker, e.g. http://127.0.0.1:8080. "
+    "Default: the url in DATA_DIR/serving.json of the agent given by --config.",
+)
+@_config_option
+@click.option(
+    "--batch-rows",
+    type=int,
+    default=50,
+    show_default=True,
+    help="Number of rows per inference request.",
+)
+@click.option("--limit", type=int, help="Send at most this many rows. Default: all.")
+@click.option(
+    "--skip",
+    "skip_rows",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Leave out this many rows at the start of the (shuffled) source.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the shuffle of the source rows; -1 keeps the file's row order.",
+)
+@click.option(
+    "--target",
+    help="Label column of a CSV source. Default: the one "
+    "column that is not a model feature.",
+)
+@click.option(
+    "--shift",
+    "shift_texts",
+    multiple=True,
+    help="Add an offset to a feature from a row on (counted among the rows sent): "
+    f"{SHIFT_SYNTAX}. 'std' scales the number by the feature's standard deviation "
+    "over the source. Repeatable.",
+)
+@click.option(
+    "--window",
+    "window_rows",
+    type=int,
+    default=500,
+    show_default=True,
+    help="Number of rows summarised by each progress line.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="File with a predict token, if the worker needs one.",
+)
+def replay(
+    model: str,
+    source: str,
+    rate_rows_per_second: float,
+    url: str | None,
+    config_path: Path,
+    batch_rows: int,
+    limit: int | None,
+    skip_rows: int,
+    seed: int,
+    target: str | None,
+    shift_texts: tuple[str, ...],
+    window_rows: int,
+    token_file: Path | None,
+) -> None:
+    """Send a data set to MODEL's serving endpoint, with feedback labels.
+
+    Prints one line per --window rows: rows sent, the error rate of the
+    served predictions in that window, and which versions answered.
+    """
+    import httpx
+
+    from agent.replay import Replayer, ReplayError, Shift, load_source, shuffled
+
+    _check_positive(
+        rate_rows_per_second=rate_rows_per_second,
+        batch_rows=batch_rows,
+        window_rows=window_rows,
+        limit=limit if limit is not None else 1,
+    )
+    if skip_rows < 0:
+        raise ReplayError(f"--skip must be 0 or more (got {skip_rows}).")
+    shifts = [Shift.parse(text) for text in shift_texts]
+    headers = (
+        {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+        if token_file
+        else {}
+    )
+    base_url = url or _serving_url(config_path)
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
+        replayer = Replayer(
+            client, model, rate_rows_per_second, batch_rows, window_rows
+        )
+        source_rows = load_source(source, replayer.feature_names(), target)
+        rows = shuffled(source_rows, None if seed == -1 else seed, skip_rows, limit)
+        for shift in shifts:
+            offset = rows.apply(shift, source_rows)
+            click.echo(f"shift {shift.describe()}: {offset:+.4g} added")
+        click.echo(
+            f"replaying {len(rows.rows)} rows of {source} to {model} at "
+            f"{base_url}, {rate_rows_per_second:g} rows/s"
+        )
+        total = replayer.replay(rows, lambda line: click.echo(line))
+    click.echo(f"done {total.line(total.rows, 0.0).split('  elapsed')[0]}")
+
+
+def _check_positive(**values: float) -> None:
+    from agent.replay import ReplayError
+
+    for name, value in values.items():
+        if not value > 0:
+            option = "--" + name.replace("_rows_per_second", "").replace("_", "-")
+            raise ReplayError(f"{option} must be more than 0 (got {value}).")
+
+
+def _serving_url(config_path: Path) -> str:
+    from agent.replay import ReplayError
+
+    path = _load(config_path).data_dir / "serving.json"
+    try:
+        return json.loads(path.read_text())["url"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ReplayError(
+            f"No serving URL in {path} ({error}); the agent serves nothing yet. "
+            "Deploy a version first, or pass --url."
+        ) from error
 
 
 def main() -> None:

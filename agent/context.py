@@ -10,6 +10,9 @@ from agent.config import AgentConfig
 from store import Store
 
 if TYPE_CHECKING:
+    from agent.drift import DriftService
+    from agent.releases import ReleaseService
+    from agent.serving import ServingService
     from agent.telemetry import Sampler
     from agent.training.service import TrainingService
 
@@ -20,6 +23,9 @@ class AgentContext:
     store: Store
     sampler: Sampler | None = None
     training: TrainingService | None = None
+    serving: ServingService | None = None
+    releases: ReleaseService | None = None
+    drift: DriftService | None = None
     started_at: float = field(default_factory=time.time)
     services: dict[str, Any] = field(default_factory=dict)
 

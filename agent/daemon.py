@@ -38,6 +38,9 @@ class Service(Protocol):
 def run_agent(config: AgentConfig) -> None:
     """Run the agent until a signal stops it. Raises LockError if one already runs."""
     configure_logging(config.agent.log_level, config.agent.name)
+    # The store, run logs and artifacts hold predictions, features and audit
+    # entries: readable by the agent's user only.
+    os.umask(0o077)
     lock = DataDirLock(config.data_dir)
     lock.acquire()
     try:
@@ -81,14 +84,70 @@ def _build_services(context: AgentContext) -> list[Service]:
     from agent.telemetry import Sampler
     from agent.training.service import TrainingService, gpu_inventory
 
-    sampler = Sampler(context.store, context.config.telemetry, context.name)
+    sampler = Sampler(
+        context.store,
+        context.config.telemetry,
+        context.name,
+        on_gpu_lost=lambda lost: _alert_gpu_lost(context, lost),
+    )
     context.sampler = sampler
     # TrainingService.start() first marks runs left by a killed agent
     # interrupted and ends their orphaned workers, then starts the run
     # supervisor and the scheduler.
     training = TrainingService(context.store, context.config, gpu_inventory(sampler))
     context.training = training
-    return [sampler, training]
+    serving, releases = _build_serving(context)
+    drift, notifications = _build_drift(context)
+    # Drift stops after serving, so the rows serving queued drain and the
+    # monitors checkpoint before the store closes.
+    return [sampler, training, drift, notifications, serving, releases]
+
+
+def _alert_gpu_lost(context: AgentContext, lost) -> None:
+    from store import alerts
+
+    with context.store.write() as db:
+        alerts.raise_alert(
+            db,
+            kind="gpu_lost",
+            severity="critical",
+            source=f"gpu/{lost.index}",
+            message=lost.message,
+        )
+
+
+def _build_drift(context: AgentContext) -> tuple[Service, Service]:
+    from agent.drift import DriftService, NotificationService
+
+    runs = context.training.runs
+    controller = context.releases.controller
+    drift = DriftService(
+        context.store,
+        context.config,
+        retrain=lambda model: runs.fire(model, scheduled_at=None, trigger="drift"),
+        abort_canary=lambda model, reason: controller.abort_canary(
+            model, "drift-monitor", reason
+        ),
+    )
+    context.serving.feed.subscribe(drift.on_predictions)
+    context.drift = drift
+    return drift, NotificationService(context.store, context.config)
+
+
+def _build_serving(context: AgentContext) -> tuple[Service, Service]:
+    from agent.releases import ReleaseService
+    from agent.serving import ServingService
+
+    # The supervisor starts the worker once a deployment exists, ending first
+    # a worker left running by a killed agent. Drift monitors can subscribe
+    # to serving.feed for the logged predictions.
+    serving = ServingService(context.store, context.config)
+    context.serving = serving
+    releases = ReleaseService(
+        context.store, context.config, on_deployment_change=serving.deployment_changed
+    )
+    context.releases = releases
+    return serving, releases
 
 
 def _bind(config: AgentConfig) -> socket.socket:
@@ -100,7 +159,10 @@ def _bind(config: AgentConfig) -> socket.socket:
             host,
         )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP (not 0) lets asyncio recognise a TCP socket and set
+    # TCP_NODELAY; without it each keep-alive response waits ~40 ms for
+    # Nagle's algorithm.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, config.api.port))

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from importlib import metadata
 
+from plugins.detectors import Detector
 from plugins.interface import Dataset, Gate, PluginError, PluginNotFoundError, Recipe
+from plugins.notifiers import Notifier
 
 GROUP = "rigdeck.plugins"
 
-BASE_CLASSES: dict[str, type] = {"dataset": Dataset, "recipe": Recipe, "gate": Gate}
+BASE_CLASSES: dict[str, type] = {
+    "dataset": Dataset,
+    "recipe": Recipe,
+    "gate": Gate,
+    "detector": Detector,
+    "notifier": Notifier,
+}
 
 
 def installed(kind: str) -> dict[str, metadata.EntryPoint]:
@@ -56,6 +64,13 @@ def load(kind: str, name: str) -> type:
     if base is not None and not (isinstance(plugin, type) and issubclass(plugin, base)):
         raise PluginError(
             f"The {kind} plugin {name!r} ({entry_point.value}) is not a subclass of "
-            f"plugins.{base.__name__}."
+            f"{_public_name(base)}."
         )
     return plugin
+
+
+def _public_name(base: type) -> str:
+    """Name a base class as plugin authors import it."""
+    if base.__module__ == "plugins.interface":
+        return f"plugins.{base.__name__}"
+    return f"{base.__module__}.{base.__name__}"

@@ -262,4 +262,62 @@ MIGRATIONS: list[str] = [
     ALTER TABLE versions ADD COLUMN overridden_at REAL;
     CREATE INDEX gate_results_version ON gate_results (version_id);
     """,
+    # 3: what serving and releases need beyond migration 1: the history of
+    # every deployment change (a rollback walks it back through
+    # rollback_to_id), who made a release's last state change and why, the
+    # row of a batch a prediction belongs to and whether its outputs were
+    # finite, and at most one feedback label per prediction.
+    """
+    CREATE TABLE deployment_history (
+        id INTEGER PRIMARY KEY,
+        model TEXT NOT NULL REFERENCES models (name),
+        stable_version INTEGER,
+        canary_version INTEGER,
+        canary_weight REAL NOT NULL DEFAULT 0,
+        release_id INTEGER REFERENCES releases (id),
+        action TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        reason TEXT,
+        rollback_to_id INTEGER REFERENCES deployment_history (id),
+        ts REAL NOT NULL
+    );
+    CREATE INDEX deployment_history_model ON deployment_history (model, id);
+
+    ALTER TABLE releases ADD COLUMN state_changed_by TEXT;
+    ALTER TABLE releases ADD COLUMN state_reason TEXT;
+
+    ALTER TABLE predictions ADD COLUMN row_index INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE predictions ADD COLUMN nonfinite INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX feedback_model_request ON feedback (model, request_id);
+    """,
+    # 4: drift monitoring. A monitor watches one signal of the version that
+    # serves one role (stable or canary) of a model, so the unused monitors
+    # table of migration 1, unique per (model, signal, detector), is rebuilt
+    # unique per (model, role, signal) with the version it watches. A drift
+    # event records the role it was found on and the alert it raised.
+    """
+    CREATE TABLE monitors_new (
+        id INTEGER PRIMARY KEY,
+        model TEXT NOT NULL REFERENCES models (name),
+        role TEXT NOT NULL DEFAULT 'stable' CHECK (role IN ('stable', 'canary')),
+        version INTEGER,
+        signal TEXT NOT NULL,
+        detector TEXT NOT NULL,
+        params_json TEXT NOT NULL DEFAULT '{}',
+        state_json TEXT,
+        updated_at REAL NOT NULL,
+        UNIQUE (model, role, signal)
+    );
+    INSERT INTO monitors_new (id, model, signal, detector, params_json, state_json,
+        updated_at)
+        SELECT id, model, signal, detector, params_json, state_json, updated_at
+        FROM monitors;
+    DROP TABLE monitors;
+    ALTER TABLE monitors_new RENAME TO monitors;
+
+    ALTER TABLE drift_events ADD COLUMN role TEXT NOT NULL DEFAULT 'stable';
+    ALTER TABLE drift_events ADD COLUMN alert_id INTEGER REFERENCES alerts (id);
+    CREATE INDEX drift_events_model_id ON drift_events (model, id);
+    CREATE INDEX drift_events_alert ON drift_events (alert_id);
+    """,
 ]

@@ -5,7 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
-from agent.api import routes_audit, routes_health, routes_training
+from agent.api import (
+    routes_audit,
+    routes_deployments,
+    routes_drift,
+    routes_health,
+    routes_releases,
+    routes_training,
+)
 from agent.api._auth import authenticate, require
 from agent.api._errors import install_error_handlers
 from agent.api._limits import BodySizeLimit
@@ -43,6 +50,9 @@ def create_app(
     app.include_router(routes_health.router)
     app.include_router(routes_audit.router)
     app.include_router(routes_training.router)
+    app.include_router(routes_releases.router)
+    app.include_router(routes_deployments.router)
+    app.include_router(routes_drift.router)
     for router in extra_routers:
         app.include_router(router)
     app.include_router(metrics_router)

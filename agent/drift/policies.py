@@ -1,0 +1,193 @@
+"""Hooks on drift events, and the two built-in ones: retraining, canary abort.
+
+The drift service calls every registered hook with each event after the
+event and its alert are committed, on the drift thread, so a hook must
+return quickly. An exception in a hook is logged and does not stop the
+other hooks or the monitors.
+
+Both built-in policies act through callables the daemon passes in,
+because the training service and the release controller own the
+actions:
+
+- ``RetrainOnDrift`` calls ``retrain(model)``, which fires the model's
+  training job (``RunManager.fire`` with ``trigger="drift"``).
+- ``AbortCanaryOnDrift`` calls ``abort_canary(model, reason)``
+  (``ReleaseController.abort_canary``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from agent.config import AgentConfig
+from store import Store
+
+logger = logging.getLogger(__name__)
+
+# The settings table keeps the last drift-fired training time per model,
+# so that the cooldown applies across agent restarts.
+RETRAIN_SETTING_PREFIX = "drift.retrain_fired_at."
+
+
+@dataclass(frozen=True)
+class DriftEvent:
+    """A committed drift event, as hooks receive it.
+
+    Attributes:
+        id: the row id in ``drift_events``.
+        alert_id: the alert it raised.
+        model: the model's name.
+        version: the version whose traffic drifted.
+        role: ``stable`` or ``canary``.
+        signal: ``feature:NAME``, ``prediction`` or ``error``.
+        detector: the detector plugin that found the change.
+        sample_index: values the monitor had accepted when it confirmed it.
+        ts: Unix seconds of the confirmation.
+        stats: the statistics before and after the change (see docs/drift.md).
+    """
+
+    id: int
+    alert_id: int
+    model: str
+    version: int
+    role: str
+    signal: str
+    detector: str
+    sample_index: int
+    ts: float
+    stats: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class DriftHook(Protocol):
+    """Anything the drift service calls with each committed drift event."""
+
+    def on_drift(self, event: DriftEvent) -> None: ...
+
+
+class RetrainOnDrift:
+    """Fire a model's training job when its stable version drifts.
+
+    Only models with ``monitoring.retrain_on_drift = true`` are retrained,
+    at most once per ``monitoring.retrain_cooldown_seconds``.
+
+    Args:
+        store: the agent's store; the last fire time is kept in ``settings``.
+        config: the agent configuration.
+        retrain: fires the training job of the model it is given.
+        clock: Unix seconds.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        config: AgentConfig,
+        retrain: Callable[[str], Any],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.retrain = retrain
+        self.clock = clock
+
+    def on_drift(self, event: DriftEvent) -> None:
+        model = self.config.model(event.model)
+        if event.role != "stable" or model is None:
+            return
+        if not model.monitoring.retrain_on_drift:
+            return
+        now = self.clock()
+        last = self._last_fired_at(event.model)
+        cooldown = model.monitoring.retrain_cooldown_seconds
+        if last is not None and now - last < cooldown:
+            logger.info(
+                "drift event %s on %s: not retraining, the last drift-fired run "
+                "was %.0f s ago (cooldown %.0f s)",
+                event.id,
+                event.model,
+                now - last,
+                cooldown,
+            )
+            return
+        outcome = self.retrain(event.model)
+        self._record_fired_at(event.model, now)
+        logger.info(
+            "drift event %s on %s %s fired its training job: %s",
+            event.id,
+            event.model,
+            event.signal,
+            getattr(outcome, "outcome", outcome),
+        )
+
+    def _last_fired_at(self, model: str) -> float | None:
+        row = self.store.db.conn.execute(
+            "SELECT value FROM settings WHERE key = ?",
+            (RETRAIN_SETTING_PREFIX + model,),
+        ).fetchone()
+        return float(row[0]) if row else None
+
+    def _record_fired_at(self, model: str, when: float) -> None:
+        with self.store.write() as db:
+            db.conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (RETRAIN_SETTING_PREFIX + model, repr(when)),
+            )
+
+
+class AbortCanaryOnDrift:
+    """Abort a canary whose own traffic drifts while stable's does not.
+
+    A drift on both versions' monitors of the same signal lies in the
+    traffic, not in the canary, so the canary is kept.
+
+    Args:
+        config: the agent configuration; ``monitoring.abort_canary_on_drift``
+            is read per model.
+        abort_canary: ends the model's canary; takes the model and a reason.
+        is_drifting: returns whether a model's monitor of a signal in a
+            role is drifting now.
+    """
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        abort_canary: Callable[[str, str], Any],
+        is_drifting: Callable[[str, str, str], bool],
+    ) -> None:
+        self.config = config
+        self.abort_canary = abort_canary
+        self.is_drifting = is_drifting
+
+    def on_drift(self, event: DriftEvent) -> None:
+        model = self.config.model(event.model)
+        if event.role != "canary" or model is None:
+            return
+        if not model.monitoring.abort_canary_on_drift:
+            return
+        if self.is_drifting(event.model, "stable", event.signal):
+            logger.info(
+                "drift event %s: %s drifts on the stable version of %s too, so the "
+                "canary is kept",
+                event.id,
+                event.signal,
+                event.model,
+            )
+            return
+        reason = (
+            f"Drift event {event.id}: {event.signal} of the canary version "
+            f"{event.version} drifted while the stable version's did not."
+        )
+        outcome = self.abort_canary(event.model, reason)
+        logger.info(
+            "drift event %s: canary of %s aborted (%s)",
+            event.id,
+            event.model,
+            "done" if outcome is not None else "no canary was running",
+        )

@@ -1,0 +1,169 @@
+"""The canary verdict: canary against stable on the statistics the store keeps.
+
+Two checks can fail a canary at any time, because waiting cannot undo
+them: non-finite outputs and requests that failed inside the model. The
+other two are judged once the canary has run for ``window_seconds`` and
+served ``min_requests`` logged requests: the error rate from feedback
+labels (when both sides have ``min_labelled`` labels) and the p95
+latency. A verdict is ``decided`` once it passes or fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from agent.config import ReleasePolicySection
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison; ``passed`` is None when it was not made."""
+
+    name: str
+    passed: bool | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decided: bool
+    passed: bool | None
+    summary: str
+    elapsed_seconds: float
+    stable: dict[str, Any]
+    canary: dict[str, Any]
+    checks: list[Check] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def judge(
+    policy: ReleasePolicySection,
+    stable: dict[str, Any],
+    canary: dict[str, Any],
+    elapsed_seconds: float,
+) -> Verdict:
+    """Compare canary with stable statistics (``store.predictions.version_stats``)."""
+    early = [_nonfinite(policy, canary), _server_errors(policy, canary)]
+    failed = [check for check in early if check.passed is False]
+    if failed:
+        return _verdict(
+            True, False, failed[0].detail, elapsed_seconds, stable, canary, early
+        )
+    waiting = _waiting(policy, canary, elapsed_seconds)
+    if waiting is not None:
+        return _verdict(False, None, waiting, elapsed_seconds, stable, canary, early)
+    checks = [
+        *early,
+        _error_rate(policy, stable, canary),
+        _latency(policy, stable, canary),
+    ]
+    failed = [check for check in checks if check.passed is False]
+    if failed:
+        summary = " ".join(check.detail for check in failed)
+        return _verdict(True, False, summary, elapsed_seconds, stable, canary, checks)
+    summary = (
+        f"The canary passed after {elapsed_seconds:.0f} s and {canary['requests']} "
+        "logged requests."
+    )
+    return _verdict(True, True, summary, elapsed_seconds, stable, canary, checks)
+
+
+def _verdict(
+    decided: bool,
+    passed: bool | None,
+    summary: str,
+    elapsed_seconds: float,
+    stable: dict[str, Any],
+    canary: dict[str, Any],
+    checks: list[Check],
+) -> Verdict:
+    return Verdict(
+        decided=decided,
+        passed=passed,
+        summary=summary,
+        elapsed_seconds=round(elapsed_seconds, 3),
+        stable=stable,
+        canary=canary,
+        checks=checks,
+    )
+
+
+def _waiting(
+    policy: ReleasePolicySection, canary: dict[str, Any], elapsed_seconds: float
+) -> str | None:
+    if (
+        elapsed_seconds >= policy.window_seconds
+        and canary["requests"] >= policy.min_requests
+    ):
+        return None
+    return (
+        f"Waiting: {elapsed_seconds:.0f} of {policy.window_seconds:.0f} s and "
+        f"{canary['requests']} of {policy.min_requests} logged canary requests."
+    )
+
+
+def _nonfinite(policy: ReleasePolicySection, canary: dict[str, Any]) -> Check:
+    count = canary["nonfinite_rows"]
+    passed = count <= policy.max_nonfinite_outputs
+    return Check(
+        "nonfinite_outputs",
+        passed,
+        f"The canary produced {count} rows of non-finite outputs; the policy allows "
+        f"{policy.max_nonfinite_outputs}.",
+    )
+
+
+def _server_errors(policy: ReleasePolicySection, canary: dict[str, Any]) -> Check:
+    count = canary["server_errors"]
+    passed = count <= policy.max_server_errors
+    return Check(
+        "server_errors",
+        passed,
+        f"The canary failed {count} requests inside the model; the policy allows "
+        f"{policy.max_server_errors}.",
+    )
+
+
+def _error_rate(
+    policy: ReleasePolicySection, stable: dict[str, Any], canary: dict[str, Any]
+) -> Check:
+    if min(stable["labelled"], canary["labelled"]) < policy.min_labelled:
+        return Check(
+            "error_rate",
+            None,
+            f"Not compared: the canary has {canary['labelled']} feedback labels and "
+            f"stable {stable['labelled']}; each needs {policy.min_labelled}.",
+        )
+    increase = canary["error_rate"] - stable["error_rate"]
+    return Check(
+        "error_rate",
+        increase <= policy.max_error_rate_increase,
+        f"The canary's error rate is {canary['error_rate']:.4f} against "
+        f"{stable['error_rate']:.4f} for stable (allowed increase "
+        f"{policy.max_error_rate_increase}).",
+    )
+
+
+def _latency(
+    policy: ReleasePolicySection, stable: dict[str, Any], canary: dict[str, Any]
+) -> Check:
+    stable_p95, canary_p95 = (
+        stable["latency_p95_seconds"],
+        canary["latency_p95_seconds"],
+    )
+    if stable_p95 is None or canary_p95 is None:
+        return Check(
+            "latency_p95",
+            None,
+            "Not compared: stable has no logged requests in the window.",
+        )
+    limit = stable_p95 * policy.max_latency_p95_ratio + policy.latency_slack_seconds
+    return Check(
+        "latency_p95",
+        canary_p95 <= limit,
+        f"The canary's p95 latency is {canary_p95 * 1000:.2f} ms against "
+        f"{stable_p95 * 1000:.2f} ms for stable (limit {limit * 1000:.2f} ms).",
+    )
