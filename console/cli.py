@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import click
 
-from console.config import DEFAULT_CONFIG, agents_from_options, load_console_config
+from console.config import (
+    DEFAULT_CONFIG,
+    agents_from_options,
+    check_unique_names,
+    load_console_config,
+)
 from console.errors import ConsoleError
 
 
@@ -39,7 +45,19 @@ from console.errors import ConsoleError
     help="File with the bearer token of the --agent at the same position. Repeatable.",
 )
 @click.option(
+    "--ca-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="PEM bundle of the CA that signed the https:// --agent certificates; "
+    "default: the system's trusted CAs.",
+)
+@click.option(
     "--readonly", is_flag=True, help="Hide and refuse every state-changing action."
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append the console's log (agent states, retries, actions) to this file. "
+    "Default: no log, because the terminal belongs to the console.",
 )
 @click.version_option(package_name="rigdeck")
 @click.pass_context
@@ -48,7 +66,9 @@ def cli(
     config_path: Path,
     agent_urls: tuple[str, ...],
     token_files: tuple[Path, ...],
+    ca_file: Path | None,
     readonly: bool,
+    log_file: Path | None,
 ) -> None:
     """Watch a fleet of rigdeck agents, approve releases and roll back.
 
@@ -58,16 +78,42 @@ def cli(
     if ctx.invoked_subcommand is not None:
         return
     agents = load_console_config(config_path) + agents_from_options(
-        agent_urls, token_files
+        agent_urls, token_files, ca_file
     )
     if not agents:
         raise click.UsageError(
             f"No agents to watch: {config_path} lists none and no --agent was given. "
             "Try `rigdeck --agent http://127.0.0.1:7070 --token-file TOKEN_FILE`."
         )
+    check_unique_names(agents)
+    for entry in agents:
+        entry.read_token()  # a missing token file fails here, before the UI starts
+    configure_logging(log_file)
     from console.app import RigdeckApp
 
-    RigdeckApp(agents, readonly=readonly).run()
+    app = RigdeckApp(agents, readonly=readonly)
+    app.run()
+    if app.hung_up:
+        # The terminal is gone, so no message could be seen: exit 0 quietly.
+        sys.exit(0)
+
+
+def configure_logging(log_file: Path | None) -> None:
+    """Send log records to ``log_file``, or nowhere; never to the terminal.
+
+    Without a handler, Python prints warnings to stderr, which would draw
+    over the console's screen.
+    """
+    root = logging.getLogger()
+    if log_file is None:
+        root.addHandler(logging.NullHandler())
+        return
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
 
 
 @cli.command()
@@ -79,6 +125,7 @@ def demo(keep: bool) -> None:
     and open the console on it."""
     from console.demo import run_demo
 
+    configure_logging(None)
     run_demo(keep=keep)
 
 

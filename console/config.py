@@ -1,4 +1,4 @@
-"""Which agents the console connects to: console.toml plus --agent options."""
+"""The agents the console connects to: console.toml plus --agent options."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ DEFAULT_CONFIG = (
     / "console.toml"
 )
 SCHEMES = ("http", "https", "ssh")
+# The agent's port on the far side of an ssh:// tunnel when the URL's path
+# does not name one; it is the port `rigdeck-agent init` writes.
+DEFAULT_AGENT_PORT = 7070
 _AGENT_KEYS = {"name", "url", "token_file", "ca_file"}
 
 
@@ -40,14 +43,58 @@ class AgentEntry:
             ) from error
 
 
+@dataclass(frozen=True)
+class SshTarget:
+    """The target of an ``ssh://USER@HOST[:SSH_PORT][/AGENT_PORT]`` URL.
+
+    The tunnel logs in as ``user`` on ``host`` (port ``ssh_port``, default
+    the ssh client's own) and forwards a local port to ``agent_port`` on that
+    host's loopback interface, where the agent listens by default.
+    """
+
+    user: str | None
+    host: str
+    ssh_port: int | None
+    agent_port: int
+
+
 def check_url(url: str, where: str) -> str:
+    """Return ``url`` without a trailing slash; raise when it is no agent URL."""
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES or not parts.hostname:
         raise ConsoleConfigError(
             f"{where}: {url!r} is not an agent URL; use http://HOST:PORT, "
-            "https://HOST:PORT or ssh://USER@HOST[:PORT]."
+            "https://HOST:PORT or ssh://USER@HOST[:SSH_PORT][/AGENT_PORT]."
+        )
+    try:
+        parts.port  # noqa: B018 (urlsplit checks the port only when read)
+    except ValueError as error:
+        raise ConsoleConfigError(f"{where}: {url!r} has an invalid port.") from error
+    if parts.scheme == "ssh":
+        ssh_target(url, where)
+    elif parts.path.strip("/"):
+        raise ConsoleConfigError(
+            f"{where}: {url!r} has a path; give the agent's base URL, e.g. "
+            f"{parts.scheme}://{parts.netloc} (the console adds /api/v1)."
         )
     return url.rstrip("/")
+
+
+def ssh_target(url: str, where: str = "agent URL") -> SshTarget:
+    """Parse an ``ssh://`` agent URL; the path, if any, is the agent's port."""
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    if path and not (path.isdigit() and 0 < int(path) < 65536):
+        raise ConsoleConfigError(
+            f"{where}: the path of {url!r} must be the agent's port on that host, "
+            f"e.g. ssh://{parts.netloc}/{DEFAULT_AGENT_PORT}."
+        )
+    return SshTarget(
+        user=parts.username,
+        host=parts.hostname or "",
+        ssh_port=parts.port,
+        agent_port=int(path) if path else DEFAULT_AGENT_PORT,
+    )
 
 
 def load_console_config(path: Path) -> list[AgentEntry]:
@@ -90,9 +137,14 @@ def _path(value: str | None, config_path: Path) -> Path | None:
 
 
 def agents_from_options(
-    urls: tuple[str, ...], token_files: tuple[Path, ...]
+    urls: tuple[str, ...],
+    token_files: tuple[Path, ...],
+    ca_file: Path | None = None,
 ) -> list[AgentEntry]:
-    """Pair each ``--agent URL`` with the ``--token-file`` at the same position."""
+    """Pair each ``--agent URL`` with the ``--token-file`` at the same position.
+
+    ``ca_file`` applies to every ``https://`` agent given on the command line.
+    """
     if token_files and len(token_files) != len(urls):
         raise ConsoleConfigError(
             f"Got {len(urls)} --agent and {len(token_files)} --token-file options; "
@@ -103,6 +155,28 @@ def agents_from_options(
         url = check_url(url, "--agent")
         token_file = token_files[index] if token_files else None
         entries.append(
-            AgentEntry(name=urlsplit(url).netloc, url=url, token_file=token_file)
+            AgentEntry(
+                name=urlsplit(url).netloc,
+                url=url,
+                token_file=token_file,
+                ca_file=ca_file if url.startswith("https://") else None,
+            )
         )
+    return entries
+
+
+def check_unique_names(entries: list[AgentEntry]) -> list[AgentEntry]:
+    """Return ``entries``; raise when two agents share a name.
+
+    The name keys every table row and command (``:host NAME``), so it must
+    be unique across console.toml and the ``--agent`` options.
+    """
+    seen: dict[str, str] = {}
+    for entry in entries:
+        if entry.name in seen:
+            raise ConsoleConfigError(
+                f"Two agents are named {entry.name!r} ({seen[entry.name]} and "
+                f"{entry.url}); give each [[agents]] entry a distinct name."
+            )
+        seen[entry.name] = entry.url
     return entries
