@@ -143,7 +143,7 @@ async def test_trigger_log_and_cancel_on_real_agent(
         await wait_until(pilot, lambda: app.screen.run_state == "cancelled", timeout=20)
         await pilot.press("escape")
         await wait_until(
-            pilot, lambda: "cancelled" in runs.cell_text(key, "STATE"), timeout=10
+            pilot, lambda: "cancelled" in runs.cell_text(key, "STATE"), timeout=30
         )
         with agent.client("viewer") as client:
             entries = client.get("/api/v1/audit").json()["items"]
@@ -172,7 +172,7 @@ async def test_acknowledge_real_alert(tmp_path: Path, agent_factory, plugin_env)
         await pilot.press("k")
         await pilot.press(*"known bad recipe", "enter")
 
-        await wait_until(pilot, lambda: alerts.row_count == 0, timeout=10)
+        await wait_until(pilot, lambda: alerts.row_count == 0, timeout=30)
     with agent.client("viewer") as client:
         alert = client.get("/api/v1/alerts").json()["items"][0]
     assert alert["acknowledged_by"].startswith("test-operator")
@@ -243,5 +243,5 @@ async def test_audit_verify_on_real_agent(tmp_path: Path, agent_factory):
         await pilot.press("v")
 
         await wait_until(
-            pilot, lambda: "✓ 4 entries verify" in screen_text(app), timeout=10
+            pilot, lambda: "✓ 4 entries verify" in screen_text(app), timeout=30
         )

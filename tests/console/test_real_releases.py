@@ -119,7 +119,7 @@ async def test_approve_then_promote_canary(tmp_path: Path, agent_factory):
         await wait_until(
             pilot,
             lambda: "canary" in table.cell_text(f"real\t{second}", "STATE"),
-            timeout=10,
+            timeout=30,
         )
         await wait_until(
             pilot,
@@ -212,7 +212,7 @@ async def test_rollback_on_real_agent(tmp_path: Path, agent_factory):
     async with app.run_test(size=(100, 30)) as pilot:
         await open_releases(app, pilot)
         await wait_until(
-            pilot, lambda: app.data["real"].deployment("m") is not None, timeout=10
+            pilot, lambda: app.data["real"].deployment("m") is not None, timeout=30
         )
 
         await pilot.press("b")
