@@ -51,6 +51,10 @@ class DemoAgent:
         text = _set_key(text, "api", "port", "0")
         text = _set_key(text, "agent", "name", json.dumps(self.name))
         text = _set_key(text, "agent", "data_dir", '"data"')
+        text = _set_key(text, "serving", "port", "0")
+        # A short canary, so the demo's release finishes while you watch.
+        text = _set_key(text, "models.release", "window_seconds", "20")
+        text = _set_key(text, "models.release", "min_requests", "1")
         self.config.write_text(text)
 
     def create_token(self, name: str, role: str) -> Path:
@@ -84,6 +88,34 @@ class DemoAgent:
             f"The demo agent {self.name} did not answer within "
             f"{START_TIMEOUT_SECONDS:.0f} s; see {self.log_path}."
         )
+
+    def start_replay(self, rate_rows_per_second: float = 40.0) -> None:
+        """Send Shuttle rows with feedback labels to the served model."""
+        log = (self.workdir / "replay.log").open("w")
+        self.replay = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agent.cli",
+                "replay",
+                "shuttle",
+                "--source",
+                "Shuttle",
+                "--rate",
+                str(rate_rows_per_second),
+                "--config",
+                str(self.config),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop_replay(self) -> None:
+        replay = getattr(self, "replay", None)
+        if replay is not None and replay.poll() is None:
+            os.killpg(replay.pid, signal.SIGTERM)
+            replay.wait(10)
 
     def _healthy(self, runtime: dict) -> bool:
         try:
@@ -139,14 +171,33 @@ def run_demo(keep: bool = False) -> None:
     """Start the demo agent, open the console on it, and clean up afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="rigdeck-demo-"))
     agent = DemoAgent(workdir / "host-a", "demo-host-a")
+    script = None
     try:
-        token_file = agent.create_token("demo-approver", "approver")
+        # Two people: the demo operator requests releases, you approve them.
+        operator_file = agent.create_token("demo-operator", "operator")
+        approver_file = agent.create_token("demo-approver", "approver")
         agent.start()
         from console.app import RigdeckApp
+        from console.demo_script import DemoScript
 
-        entry = AgentEntry(name=agent.name, url=agent.url, token_file=token_file)
-        RigdeckApp([entry]).run()
+        entry = AgentEntry(name=agent.name, url=agent.url, token_file=approver_file)
+        app = RigdeckApp([entry])
+
+        def notify(message: str) -> None:
+            app.call_from_thread(app.notify, message, timeout=20)
+
+        script = DemoScript(
+            agent.url,
+            operator_file.read_text().strip(),
+            notify,
+            on_live=agent.start_replay,
+        )
+        app.call_later(script.start)
+        app.run()
     finally:
+        if script is not None:
+            script.stop()
+        agent.stop_replay()
         agent.stop()
         if keep:
             print(f"Demo files kept in {workdir}", file=sys.stderr)
