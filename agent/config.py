@@ -213,8 +213,9 @@ class DatasetSection(_Section):
 
         A dataset plugin that reads files lists them, by option key, from an
         ``input_files(options)`` classmethod (csv and sqlite do). pydantic
-        prefixes the location of a ValidationError raised in a validator with
-        the section's own, so the error names ``models.N.dataset.options.path``.
+        (2.14) prefixes the location of a ValidationError raised in a validator
+        with the section's own, so the error names
+        ``models.N.dataset.options.path``.
         """
         from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -231,7 +232,9 @@ class DatasetSection(_Section):
                     f"the file {path} does not exist; create it, or correct the "
                     "path, which is resolved against the directory of agent.toml"
                 )
-            error = PydanticCustomError("missing_file", "{problem}", {"problem": problem})
+            error = PydanticCustomError(
+                "missing_file", "{problem}", {"problem": problem}
+            )
             raise ValidationError.from_exception_data(
                 type(self).__name__,
                 [

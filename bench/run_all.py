@@ -20,9 +20,8 @@ def main() -> int:
         print(f"\n== {script.name}", flush=True)
         if subprocess.run([sys.executable, str(script)], cwd=HERE.parent).returncode:
             failed.append(script.name)
-    print(
-        f"\n{len(scripts) - len(failed)} of {len(scripts)} benchmarks met their targets."
-    )
+    met = len(scripts) - len(failed)
+    print(f"\n{met} of {len(scripts)} benchmarks met their targets.")
     if failed:
         print(f"Missed: {', '.join(failed)}")
     return 1 if failed else 0

@@ -86,6 +86,16 @@ class Dataset(abc.ABC):
         """
         return dict(options)
 
+    @classmethod
+    def input_files(cls, options: Mapping[str, Any]) -> dict[str, Path]:
+        """Return the files the data set reads, by option key; default none.
+
+        The agent checks that each exists when it loads agent.toml, so a
+        wrong path fails at startup, not at the first scheduled run.
+        ``options`` are the ones ``validate_options`` returned.
+        """
+        return {}
+
     def default_features(self) -> list[str] | None:
         """Feature columns used when agent.toml names none; None: all but the target."""
         return None

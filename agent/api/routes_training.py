@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 from typing import Any
 
@@ -128,7 +129,7 @@ def trigger_job(
         raise ApiError(409, "run_active", str(error)) from None
     except PlacementRefused as error:
         raise ApiError(
-            409, "placement_refused", f"{error.message} ({error.reason})"
+            409, "placement_refused", f"{error.message} Reason code: {error.reason}."
         ) from None
 
 
@@ -413,12 +414,18 @@ def _read_log(
             )
         handle.seek(offset)
         chunk = handle.read(limit_bytes)
-    # Do not split a multi-byte character across two chunks: keep its
-    # leading bytes for the next request.
-    for trim in range(0, min(3, len(chunk) - 1) + 1):
-        try:
-            text = chunk[: len(chunk) - trim].decode("utf-8")
-        except UnicodeDecodeError:
-            continue
-        return text, offset + len(chunk) - trim, size
-    return chunk.decode("utf-8", errors="replace"), offset + len(chunk), size
+        text, pending = _decode(chunk)
+        if not text and pending:
+            # The limit is smaller than the first character: return that
+            # whole character, so a reader that follows next_offset advances.
+            chunk += handle.read(4 - pending)
+            text, pending = _decode(chunk)
+    # A character cut off at the end stays for the next request.
+    return text, offset + len(chunk) - pending, size
+
+
+def _decode(chunk: bytes) -> tuple[str, int]:
+    """Decode UTF-8; return the text and how many trailing bytes wait for more."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    text = decoder.decode(chunk)
+    return text, len(decoder.getstate()[0])

@@ -31,7 +31,9 @@ class EventWriter:
 
     def write(self, event: str, **values: Any) -> None:
         line = json.dumps(
-            {"event": event, "ts": time.time(), **_finite(values)}, allow_nan=False
+            {"event": event, "ts": time.time(), **_finite(values)},
+            allow_nan=False,
+            default=str,
         )
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
@@ -75,13 +77,19 @@ class EventReader:
         return events
 
 
-def _finite(values: dict[str, Any]) -> dict[str, Any]:
-    """Replace non-finite floats with None, so every line is valid JSON."""
-    cleaned: dict[str, Any] = {}
-    for key, value in values.items():
-        if hasattr(value, "item"):  # numpy and torch scalars
-            value = value.item()
-        if isinstance(value, float) and not math.isfinite(value):
-            value = None
-        cleaned[key] = value
-    return cleaned
+def _finite(value: Any) -> Any:
+    """Replace non-finite floats with None at any depth, so every line is valid JSON.
+
+    numpy and torch values become Python ones through ``tolist()`` (a scalar
+    becomes a number, an array a list), tuples become lists and keys become
+    strings. Other values that JSON cannot hold are written as their ``str()``.
+    """
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {str(key): _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -8,7 +8,9 @@ success). The artifact goes to ``DATA_DIR/artifacts/MODEL/run-ID/``.
 
 The worker is started with ``start_new_session=True``, so its process
 group id equals its pid and one ``killpg`` reaches every process it
-started, torchrun's workers included.
+started, torchrun's workers included. A process that leaves the group
+(a recipe's child started with ``start_new_session=True``) is found by
+``processes_outside_group`` and signalled on its own.
 """
 
 from __future__ import annotations
@@ -21,15 +23,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psutil
 
 logger = logging.getLogger(__name__)
 
 WORKER_MODULE = "agent.training.worker"
 RUN_ID_VARIABLE = "RIGDECK_RUN_ID"
+# The run directory, unique across agents on one host (run ids are not),
+# so that the processes of a run can be found by their environment.
+RUN_DIR_VARIABLE = "RIGDECK_RUN_DIR"
 
 
 @dataclass(frozen=True)
@@ -80,16 +88,19 @@ def worker_command(
 
 
 def worker_environment(
-    base: Mapping[str, str], run_id: int, gpus: list[int]
+    base: Mapping[str, str], run_id: int, gpus: list[int], run_dir: Path | None = None
 ) -> dict[str, str]:
     """Return the worker's environment: the agent's, pinned to ``gpus``.
 
     An empty ``CUDA_VISIBLE_DEVICES`` hides every GPU, so a CPU run cannot
-    take GPU memory by accident.
+    take GPU memory by accident. ``run_dir`` becomes ``RIGDECK_RUN_DIR``,
+    which the worker's children inherit.
     """
     environment = dict(base)
     environment["CUDA_VISIBLE_DEVICES"] = ",".join(str(index) for index in gpus)
     environment[RUN_ID_VARIABLE] = str(run_id)
+    if run_dir is not None:
+        environment[RUN_DIR_VARIABLE] = str(run_dir)
     environment["PYTHONUNBUFFERED"] = "1"
     return environment
 
@@ -138,6 +149,52 @@ def signal_group(pgid: int, sig: signal.Signals) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def processes_outside_group(pgid: int, run_dir: Path) -> list[psutil.Process]:
+    """Return the live processes of a run that a signal to its group misses.
+
+    The worker's pid equals ``pgid``. Two kinds are found: descendants of a
+    live worker in another process group, and, because a process whose
+    parent died is re-parented out of the worker's tree, any process whose
+    environment has ``RIGDECK_RUN_DIR`` equal to ``run_dir``. A process
+    that left the group and also dropped that variable is found only while
+    the worker lives.
+    """
+    import psutil
+
+    found: dict[int, psutil.Process] = {}
+    try:
+        for child in psutil.Process(pgid).children(recursive=True):
+            found[child.pid] = child
+    except psutil.NoSuchProcess:
+        pass
+    marker = str(run_dir)
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get(RUN_DIR_VARIABLE) == marker:
+                found.setdefault(process.pid, process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    outside = []
+    for pid, process in found.items():
+        try:
+            if os.getpgid(pid) != pgid:
+                outside.append(process)
+        except ProcessLookupError:
+            continue
+    return outside
+
+
+def signal_processes(processes: Iterable[psutil.Process], sig: signal.Signals) -> None:
+    """Send ``sig`` to each process that still runs; psutil checks pid reuse."""
+    import psutil
+
+    for process in processes:
+        try:
+            process.send_signal(sig)
+        except (psutil.NoSuchProcess, psutil.AccessDenied) as error:
+            logger.debug("cannot signal process %s: %s", process.pid, error)
 
 
 def group_exists(pgid: int) -> bool:

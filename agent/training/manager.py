@@ -6,6 +6,9 @@ slot and its GPUs are free. It then follows the worker's events into the
 store, enforces the wall-clock budget, carries out cancels and records
 how the run ended. A run is ended with SIGTERM to its process group, then
 SIGKILL after ``training.cancel_grace_seconds``.
+
+How a run ends, registration included, is ``agent.training.ending``'s
+part; a run being registered keeps its slot until its end is stored.
 """
 
 from __future__ import annotations
@@ -18,14 +21,23 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from agent.config import AgentConfig, ModelSection
 from agent.training import launcher
+from agent.training.active_run import ActiveRun
+from agent.training.ending import RunEnding
 from agent.training.errors import RunConflict, RunNotActive
 from agent.training.events import EventReader
 from agent.training.launcher import RunPaths
+from agent.training.outcomes import (
+    STOP_CANCEL,
+    STOP_GPU_LOST,
+    STOP_SHUTDOWN,
+    STOP_TIMEOUT,
+    cancel_text,
+    sentence,
+)
 from agent.training.placement import (
     GpuInventory,
     NoGpus,
@@ -33,7 +45,7 @@ from agent.training.placement import (
     refusal,
     unhealthy,
 )
-from agent.training.registry import RegistrationError, register_run
+from agent.training.throttle import LogThrottle
 from store import Store, alerts, audit
 from store import jobs as job_rows
 from store import runs as run_rows
@@ -46,38 +58,9 @@ POLL_SECONDS = 0.1
 # reports every step does not turn into a write per step.
 FLUSH_SECONDS = 0.5
 GPU_CHECK_SECONDS = 2.0
-
-STOP_CANCEL = "cancel"
-STOP_TIMEOUT = "timeout"
-STOP_GPU_LOST = "gpu_lost"
-STOP_SHUTDOWN = "shutdown"
-
-
-@dataclass
-class _ActiveRun:
-    run_id: int
-    model: str
-    process: Any
-    paths: RunPaths
-    gpus: list[int]
-    started: float
-    budget_seconds: float
-    events: EventReader
-    stop_reason: str | None = None
-    stop_detail: str | None = None
-    term_sent_at: float | None = None
-    kill_sent: bool = False
-    progress: dict[str, Any] | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    data_sha256: str | None = None
-    error_summary: str | None = None
-    dirty: bool = False
-    flushed_at: float = 0.0
-    gpus_checked_at: float = 0.0
-
-    @property
-    def pgid(self) -> int:
-        return self.process.pid
+# How long ``stop`` waits for registrations in progress; a run still
+# registering after that is marked interrupted at the next start.
+REGISTRATION_STOP_SECONDS = 30.0
 
 
 class RunManager:
@@ -109,8 +92,13 @@ class RunManager:
         self.clock = clock
         self.poll_seconds = poll_seconds
         self.supervisor_errors = 0
-        self._active: dict[int, _ActiveRun] = {}
+        self._active: dict[int, ActiveRun] = {}
+        self._registering: dict[int, ActiveRun] = {}
         self._lock = threading.RLock()
+        self._ending = RunEnding(
+            store, config, self._lock, self._active, self._registering, clock
+        )
+        self._fire_warnings = LogThrottle(clock=clock)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,16 +113,22 @@ class RunManager:
         logger.info("run supervisor started (max %s concurrent runs)", self._max_runs())
 
     def stop(self) -> None:
-        """End every active run (state ``interrupted``) and stop the supervisor."""
+        """End every active run (state ``interrupted``) and stop the supervisor.
+
+        Registrations in progress get ``REGISTRATION_STOP_SECONDS`` to finish.
+        """
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
         with self._lock:
             for active in list(self._active.values()):
-                self._request_stop(active, STOP_SHUTDOWN, "the agent is stopping")
+                if active.returncode is None and active.process.poll() is None:
+                    self._request_stop(active, STOP_SHUTDOWN, "the agent is stopping")
             self._wait_for_active(self.config.training.cancel_grace_seconds)
             self._interrupt_queued()
+            self._ending.wait_for_registrations(REGISTRATION_STOP_SECONDS)
+        self._ending.stop()
         logger.info("run supervisor stopped")
 
     def wake(self) -> None:
@@ -238,9 +232,7 @@ class RunManager:
             )
             self._wake.set()
         else:
-            logger.warning(
-                "%s fire of job %s %s: %s", trigger, job, record.outcome, record.detail
-            )
+            self._warn_fire(job, trigger, record)
         return record
 
     def cancel(
@@ -260,7 +252,7 @@ class RunManager:
                         db,
                         run_id,
                         RunState.CANCELLED,
-                        error=_cancel_text(actor, reason, started=False),
+                        error=cancel_text(actor, reason, started=False),
                     )
                     self._audit_cancel(
                         db, run_id, actor, reason, after={"state": "cancelled"}
@@ -276,10 +268,10 @@ class RunManager:
                         )
                 else:
                     raise RunNotActive(run_id, run["state"])
-            active = self._active.get(run_id)
+            active = self._active.get(run_id) or self._registering.get(run_id)
             if active is not None and active.stop_reason is None:
                 active.stop_reason = STOP_CANCEL
-                active.stop_detail = _cancel_text(actor, reason, started=True)
+                active.stop_detail = cancel_text(actor, reason, started=True)
         logger.info("run %s cancel requested by %s", run_id, actor)
         self._wake.set()
         return run_rows.get_run(self.store.db, run_id)
@@ -305,11 +297,11 @@ class RunManager:
         if not self._stopping.is_set():
             self._start_queued()
 
-    def _supervise(self, active: _ActiveRun) -> None:
-        self._read_events(active)
+    def _supervise(self, active: ActiveRun) -> None:
+        active.read_events()
         returncode = active.process.poll()
         if returncode is not None:
-            self._finish(active, returncode)
+            self._ending.finish(active, returncode)
             return
         now = self.clock()
         if active.stop_reason is not None and active.term_sent_at is None:
@@ -339,30 +331,38 @@ class RunManager:
             and now - active.term_sent_at >= self.config.training.cancel_grace_seconds
         ):
             launcher.append_log(
-                active.paths, "the process group outlived the grace period; SIGKILL"
+                active.paths,
+                "The process group outlived the grace period of "
+                f"{self.config.training.cancel_grace_seconds:g} s. Sending SIGKILL.",
             )
-            launcher.signal_group(active.pgid, signal.SIGKILL)
+            active.signal(signal.SIGKILL)
             active.kill_sent = True
         if active.dirty and now - active.flushed_at >= FLUSH_SECONDS:
-            self._flush(active, now)
+            active.flush(self.store, now)
 
-    def _request_stop(self, active: _ActiveRun, reason: str, detail: str) -> None:
+    def _request_stop(self, active: ActiveRun, reason: str, detail: str) -> None:
         if active.stop_reason is None:
             active.stop_reason = reason
             active.stop_detail = detail
         if active.term_sent_at is None:
             self._send_term(active)
 
-    def _send_term(self, active: _ActiveRun) -> None:
+    def _send_term(self, active: ActiveRun) -> None:
+        active.strays = active.find_strays()
+        target = f"process group {active.pgid}"
+        if active.strays:
+            pids = ", ".join(str(process.pid) for process in active.strays)
+            target += f" and to the processes {pids}, which left that group"
         launcher.append_log(
             active.paths,
-            f"{active.stop_detail}; sending SIGTERM to process group {active.pgid}",
+            f"{sentence(active.stop_detail or '')} Sending SIGTERM to {target}.",
         )
         launcher.signal_group(active.pgid, signal.SIGTERM)
+        launcher.signal_processes(active.strays, signal.SIGTERM)
         active.term_sent_at = self.clock()
 
     def _start_queued(self) -> None:
-        free_slots = self._max_runs() - len(self._active)
+        free_slots = self._max_runs() - len(self._active) - len(self._registering)
         if free_slots <= 0:
             return
         queued = run_rows.list_runs(
@@ -402,7 +402,7 @@ class RunManager:
             name=f"run-{run_id}-wait",
             daemon=True,
         ).start()
-        self._active[run_id] = _ActiveRun(
+        self._active[run_id] = ActiveRun(
             run_id=run_id,
             model=run["model"],
             process=process,
@@ -411,6 +411,7 @@ class RunManager:
             started=self.clock(),
             budget_seconds=run["spec"]["resources"]["budget_seconds"],
             events=EventReader(paths.events),
+            memory_limit_bytes=run["spec"]["resources"].get("memory_limit_bytes"),
         )
         logger.info(
             "run %s of model %s started (pid %s, gpus %s)",
@@ -430,7 +431,9 @@ class RunManager:
             paths, f"run {run['id']} of model {run['model']} starting on {where}"
         )
         command = launcher.worker_command(paths.spec, len(gpus), self.python)
-        environment = launcher.worker_environment(os.environ, run["id"], gpus)
+        environment = launcher.worker_environment(
+            os.environ, run["id"], gpus, paths.run_dir
+        )
         try:
             return launcher.spawn(command, environment, paths)
         except OSError as error:
@@ -466,91 +469,6 @@ class RunManager:
     def _wake_on_exit(self, process: subprocess.Popen) -> None:
         process.wait()
         self._wake.set()
-
-    def _finish(self, active: _ActiveRun, returncode: int) -> None:
-        # The leader is gone; end anything it left in its group.
-        launcher.signal_group(active.pgid, signal.SIGKILL)
-        self._read_events(active)
-        del self._active[active.run_id]
-        state, error = self._outcome(active, returncode)
-        version = None
-        if state == RunState.SUCCEEDED:
-            version, error = self._register(active)
-            state = RunState.SUCCEEDED if version is not None else RunState.FAILED
-        if version is None:
-            self._record_end(active, state, returncode, error)
-            launcher.remove_artifact_dir(active.paths)
-        ended = f"version {version['number']}" if version else error
-        launcher.append_log(
-            active.paths, f"run {active.run_id} ended {state.value}: {ended}"
-        )
-        logger.info(
-            "run %s of model %s ended %s: %s",
-            active.run_id,
-            active.model,
-            state.value,
-            ended,
-        )
-
-    def _outcome(
-        self, active: _ActiveRun, returncode: int
-    ) -> tuple[RunState, str | None]:
-        if active.stop_reason == STOP_CANCEL:
-            return RunState.CANCELLED, active.stop_detail
-        if active.stop_reason == STOP_TIMEOUT:
-            return (
-                RunState.TIMED_OUT,
-                f"The run was ended because {active.stop_detail}.",
-            )
-        if active.stop_reason == STOP_SHUTDOWN:
-            return RunState.INTERRUPTED, "The agent stopped while the run was running."
-        if active.stop_reason == STOP_GPU_LOST:
-            return RunState.FAILED, f"The run was ended because {active.stop_detail}."
-        if returncode == 0:
-            return RunState.SUCCEEDED, None
-        return RunState.FAILED, active.error_summary or _exit_text(returncode)
-
-    def _register(self, active: _ActiveRun) -> tuple[dict[str, Any] | None, str | None]:
-        model = self.config.model(active.model)
-        run = run_rows.get_run(self.store.db, active.run_id)
-        if model is None:
-            return (
-                None,
-                f"Model {active.model!r} is no longer in agent.toml; nothing was "
-                "registered.",
-            )
-        try:
-            return register_run(self.store, self.config, model, run, active.paths), None
-        except (RegistrationError, InvalidTransitionError) as error:
-            logger.warning("run %s did not register: %s", active.run_id, error)
-            return None, f"Registration failed: {error}"
-        except Exception as error:
-            logger.exception("registering run %s failed", active.run_id)
-            return None, f"Registration failed: {type(error).__name__}: {error}"
-
-    def _record_end(
-        self, active: _ActiveRun, state: RunState, returncode: int, error: str | None
-    ) -> None:
-        with self.store.write() as db:
-            run_rows.transition(
-                db,
-                active.run_id,
-                state,
-                exit_code=returncode,
-                error=error,
-                progress_json=active.progress,
-                metrics_json=active.metrics or None,
-                data_sha256=active.data_sha256,
-            )
-            if state in (RunState.FAILED, RunState.TIMED_OUT):
-                alerts.raise_alert(
-                    db,
-                    kind=f"run_{state.value}",
-                    severity="warning",
-                    source=f"run/{active.run_id}",
-                    message=f"Run {active.run_id} of model {active.model} "
-                    f"{state.value}: {error}",
-                )
 
     def _fail_queued(self, run: dict[str, Any], message: str) -> None:
         with self.store.write() as db:
@@ -588,38 +506,12 @@ class RunManager:
             try:
                 returncode = active.process.wait(timeout=remaining)
             except subprocess.TimeoutExpired:
-                launcher.signal_group(active.pgid, signal.SIGKILL)
+                active.signal(signal.SIGKILL)
                 returncode = active.process.wait()
-            self._finish(active, returncode)
-
-    # Events.
-
-    def _read_events(self, active: _ActiveRun) -> None:
-        for event in active.events.read():
-            kind = event.get("event")
-            if kind == "progress":
-                active.progress = {k: v for k, v in event.items() if k != "event"}
-            elif kind == "metric" and isinstance(event.get("name"), str):
-                active.metrics[event["name"]] = event.get("value")
-            elif kind == "data":
-                active.data_sha256 = event.get("sha256")
-            elif kind == "error":
-                active.error_summary = str(event.get("summary") or "")[:1000]
-            else:
-                continue
-            active.dirty = True
-
-    def _flush(self, active: _ActiveRun, now: float) -> None:
-        with self.store.write() as db:
-            run_rows.update_run(
-                db,
-                active.run_id,
-                progress_json=active.progress,
-                metrics_json=active.metrics or None,
-                data_sha256=active.data_sha256,
-            )
-        active.dirty = False
-        active.flushed_at = now
+            try:
+                self._ending.finish(active, returncode)
+            except Exception:
+                logger.exception("ending run %s at shutdown failed", active.run_id)
 
     # Helpers.
 
@@ -671,8 +563,33 @@ class RunManager:
         return self.config.training.max_concurrent_runs
 
     def active_run_ids(self) -> list[int]:
+        """Return the runs with a worker, or a registration, in progress."""
         with self._lock:
-            return sorted(self._active)
+            return sorted({*self._active, *self._registering})
+
+    def _warn_fire(self, job: str, trigger: str, record: job_rows.FireRecord) -> None:
+        """Log a skipped or refused fire, at most once a minute per job and outcome.
+
+        With a short interval and a long run, every fire is skipped, so a
+        line per fire would flood the log.
+        """
+        suppressed = self._fire_warnings.allow((job, record.outcome))
+        if suppressed is None:
+            return
+        repeats = ""
+        if suppressed:
+            repeats = (
+                f" ({suppressed} more {record.outcome} fires of this job were not "
+                f"logged in the last {self._fire_warnings.interval_seconds:g} s)"
+            )
+        logger.warning(
+            "%s fire of job %s %s: %s%s",
+            trigger,
+            job,
+            record.outcome,
+            record.detail,
+            repeats,
+        )
 
 
 def run_spec(config: AgentConfig, model: ModelSection) -> dict[str, Any]:
@@ -684,27 +601,3 @@ def run_spec(config: AgentConfig, model: ModelSection) -> dict[str, Any]:
         "agent": config.agent.name,
         "region": config.agent.region,
     }
-
-
-def _cancel_text(actor: str, reason: str | None, *, started: bool) -> str:
-    when = "" if started else " before it started"
-    return f"Cancelled by {actor}{when}" + (f": {reason}" if reason else ".")
-
-
-def _exit_text(returncode: int) -> str:
-    if returncode < 0:
-        name = signal.Signals(-returncode).name
-        hint = (
-            " The kernel's out-of-memory killer sends SIGKILL; check `dmesg` and the "
-            "run's memory use."
-            if returncode == -signal.SIGKILL
-            else ""
-        )
-        return (
-            f"The worker was killed by {name} and left no error summary.{hint} "
-            "See the run log."
-        )
-    return (
-        f"The worker exited with status {returncode} and left no error summary; "
-        "see the run log."
-    )

@@ -34,6 +34,18 @@ class RegistrationError(Exception):
     """A run that exited cleanly but cannot be registered as a version."""
 
 
+class RegistrationCancelled(RegistrationError):
+    """A cancel was requested while the run registered, so nothing was registered."""
+
+    def __init__(self, run_id: int, requested_by: str | None) -> None:
+        super().__init__(
+            f"Run {run_id} was cancelled by {requested_by or 'an operator'} while it "
+            "registered; no version was registered."
+        )
+        self.run_id = run_id
+        self.requested_by = requested_by
+
+
 def register_run(
     store: Store,
     config: AgentConfig,
@@ -46,6 +58,8 @@ def register_run(
     Raises:
         RegistrationError: the result is missing or unreadable, or the
             artifact fails verification.
+        RegistrationCancelled: a cancel of the run was requested before the
+            version was written.
         store.runs.InvalidTransitionError: the run left ``running`` meanwhile
             (it was cancelled), so it must not register.
     """
@@ -57,6 +71,11 @@ def register_run(
     )
     verdicts = evaluate_gates(store, config, model, candidate)
     with store.write() as db:
+        # Checked inside the write transaction: a cancel committed while the
+        # gates ran is seen here, and a later one finds the run succeeded.
+        current = run_rows.get_run(db, run["id"])
+        if current["cancel_requested_at"] is not None:
+            raise RegistrationCancelled(run["id"], current["cancel_requested_by"])
         run_rows.transition(
             db,
             run["id"],

@@ -12,6 +12,7 @@ This is the only agent module that may import torch (through the recipe).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -32,6 +33,20 @@ logger = logging.getLogger("agent.training.worker")
 
 EXIT_FAILED = 1
 _SUMMARY_CHARS = 500
+
+# Released when a run fails, so that under RLIMIT_AS the traceback and the
+# error event can still be written after an allocation failed.
+_RESERVE_BYTES = 4 * 1024 * 1024
+_reserve: list[bytearray] = []
+
+# Messages of allocation failures under RLIMIT_AS that do not arrive as
+# MemoryError: the dynamic loader's ("failed to map segment from shared
+# object", "cannot allocate memory") and C++'s.
+_ALLOCATION_FAILURES = (
+    "failed to map segment",
+    "cannot allocate memory",
+    "std::bad_alloc",
+)
 
 
 class _Discard:
@@ -61,13 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s rank{rank} %(message)s",
     )
     events = EventWriter(Path(spec["events_path"])) if rank == 0 else _Discard()
-    _limit_memory(spec["resources"].get("memory_limit_bytes"))
     phase = ["starting"]
     try:
+        _limit_memory(spec["resources"].get("memory_limit_bytes"))
         _run(spec, events, rank, world_size, phase)
     except BaseException as error:  # MemoryError and KeyboardInterrupt included
+        _reserve.clear()
         traceback.print_exc()
-        summary = _summarise(error, phase[0], spec)
+        try:
+            summary = _summarise(error, phase[0], spec)
+        except Exception:  # e.g. another MemoryError, after the traceback above
+            summary = f"{type(error).__name__} while {phase[0]}."
         print(f"run failed: {summary}", file=sys.stderr, flush=True)
         events.write("error", summary=summary)
         return EXIT_FAILED
@@ -190,27 +209,78 @@ def _device(spec: dict) -> str:
 def _limit_memory(limit_bytes: int | None) -> None:
     if limit_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+        _reserve.append(bytearray(_RESERVE_BYTES))
 
 
 def _summarise(error: BaseException, phase: str, spec: dict) -> str:
-    from plugins import PluginError
-
-    if isinstance(error, MemoryError):
-        limit = spec["resources"].get("memory_limit_bytes")
-        limit_text = f" (resources.memory_limit_bytes = {limit})" if limit else ""
-        summary = (
-            f"The run ran out of memory{limit_text} while {phase}. Lower max_rows or "
-            "batch_size, or give the run more memory."
-        )
-    elif type(error).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+    """Return the one-line reason a run failed, for its ``error`` event."""
+    # Looked up rather than imported, because the import may be what failed.
+    plugins_interface = sys.modules.get("plugins.interface")
+    plugin_error = getattr(plugins_interface, "PluginError", None)
+    limit = spec["resources"].get("memory_limit_bytes")
+    allocation_failure = _allocation_failure(error) if limit else None
+    if type(error).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
         summary = f"The GPU ran out of memory while {phase}: {_first_line(error)}"
-    elif isinstance(error, PluginError):
+    elif isinstance(error, MemoryError):
+        summary = _out_of_memory(phase, limit)
+    elif allocation_failure is not None:
+        detail = _first_line(allocation_failure)
+        if detail[-1] not in ".!?":
+            detail += "."
+        summary = (
+            f"{type(error).__name__} while {phase}: {detail} The run probably "
+            f"exceeded resources.memory_limit_bytes ({limit} bytes); raise that "
+            "limit."
+        )
+    elif plugin_error is not None and isinstance(error, plugin_error):
         summary = _first_line(error)
     elif isinstance(error, KeyboardInterrupt | SystemExit):
         summary = f"The worker was interrupted while {phase}."
     else:
         summary = f"{type(error).__name__} while {phase}: {_first_line(error)}"
     return summary[:_SUMMARY_CHARS]
+
+
+def _out_of_memory(phase: str, limit: int | None) -> str:
+    if limit:
+        return (
+            f"The run ran out of memory while {phase}; it probably exceeded "
+            f"resources.memory_limit_bytes ({limit} bytes). Raise that limit, or "
+            "lower max_rows or batch_size."
+        )
+    return (
+        f"The run ran out of memory while {phase}. Lower max_rows or batch_size, or "
+        "give the run more memory."
+    )
+
+
+def _allocation_failure(error: BaseException) -> BaseException | None:
+    """Return the error, or its cause, that reads like a failed allocation.
+
+    Under RLIMIT_AS, loading a shared library fails with ImportError (numpy
+    wraps the loader's message in a long banner and keeps it as the
+    cause), and C++ code fails with std::bad_alloc. Any other ImportError,
+    but not ModuleNotFoundError, counts too, because that is how a library
+    too large for the limit fails to load.
+    """
+    seen: set[int] = set()
+    deepest: BaseException | None = None
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).lower()
+        if (
+            isinstance(current, MemoryError)
+            or (isinstance(current, OSError) and current.errno == errno.ENOMEM)
+            or any(failure in text for failure in _ALLOCATION_FAILURES)
+        ):
+            deepest = current  # the innermost has the message without wrappers
+        current = current.__cause__ or current.__context__
+    if deepest is not None:
+        return deepest
+    if isinstance(error, ImportError) and not isinstance(error, ModuleNotFoundError):
+        return error
+    return None
 
 
 def _first_line(error: BaseException) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,11 @@ class CsvDataset(Dataset):
         path = (base_dir / options["path"]).resolve()
         return {"path": str(path), "delimiter": delimiter}
 
+    @classmethod
+    def input_files(cls, options: Mapping[str, Any]) -> dict[str, Path]:
+        """Return the file the data set reads, by option key, for the config check."""
+        return {"path": Path(options["path"])}
+
     def describe(self) -> str:
         return f"CSV file {self.options['path']}"
 
@@ -53,6 +58,7 @@ class CsvDataset(Dataset):
             reader = csv.DictReader(handle, delimiter=self.options["delimiter"])
             if reader.fieldnames is None:
                 return
+            _check_header(reader.fieldnames, path)
             for row in reader:
                 if None in row:
                     raise DataError(
@@ -60,3 +66,24 @@ class CsvDataset(Dataset):
                         "header."
                     )
                 yield row
+
+
+def _check_header(names: Sequence[str], path: Path) -> None:
+    """Reject a blank or repeated column name, which ``csv.DictReader`` mishandles.
+
+    DictReader keys each row by the header, so of two columns with the same
+    name only the last one's values would be kept, without any error.
+    """
+    first_column: dict[str, int] = {}
+    for column, name in enumerate(names, start=1):
+        if not name.strip():
+            raise DataError(
+                f"The header of the CSV file {path} has no name for column {column}; "
+                "name every column."
+            )
+        if name in first_column:
+            raise DataError(
+                f"The header of the CSV file {path} names the column {name!r} twice "
+                f"(columns {first_column[name]} and {column}); rename one of them."
+            )
+        first_column[name] = column

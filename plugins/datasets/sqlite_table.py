@@ -41,6 +41,11 @@ class SqliteTableDataset(Dataset):
             "table": options["table"],
         }
 
+    @classmethod
+    def input_files(cls, options: Mapping[str, Any]) -> dict[str, Path]:
+        """Return the file the data set reads, by option key, for the config check."""
+        return {"path": Path(options["path"])}
+
     def describe(self) -> str:
         return f"SQLite table {self.options['table']} in {self.options['path']}"
 

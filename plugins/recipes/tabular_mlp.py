@@ -157,11 +157,9 @@ class TabularMLP(Recipe):
         train_rows, validation_rows = _stratified_split(
             y, rows, params["validation_fraction"], rng
         )
-        features = job.data.features
-        mean = features[train_rows].mean(axis=0)
-        std = features[train_rows].std(axis=0)
-        std[std == 0] = 1.0
-        standardised = (features - mean) / std
+        mean, std, standardised = standardise(
+            job.data.features, train_rows, job.data.feature_names
+        )
 
         device = _device(job)
         if device.type == "cpu":
@@ -411,6 +409,46 @@ def _encode_labels(target: Sequence[Any]):
         )
     index = {label: position for position, label in enumerate(classes)}
     return classes, np.array([index[label] for label in target], dtype=np.int64)
+
+
+def standardise(features, train_rows, names: Sequence[str]):
+    """Return the training rows' mean and std, and every row standardised with them.
+
+    A column with zero std keeps std 1, so it is only centred.
+
+    Raises:
+        DataError: a column's std overflows float64 (values beyond about
+            1e154 square to infinity), or a standardised value is outside
+            the float32 range that the network computes in.
+    """
+    import numpy as np
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = features[train_rows].mean(axis=0)
+        std = features[train_rows].std(axis=0)
+    for column, name in enumerate(names):
+        if not (np.isfinite(mean[column]) and np.isfinite(std[column])):
+            largest = float(np.max(np.abs(features[train_rows, column])))
+            raise DataError(
+                f"Feature {name!r} cannot be standardised: its standard deviation "
+                f"over the training rows overflows float64 (its values reach "
+                f"{largest:g} in magnitude). Rescale it, e.g. with another unit or "
+                "a logarithm, so that its values stay far below 1e154."
+            )
+    std[std == 0] = 1.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        standardised = (features - mean) / std
+    float32_max = float(np.finfo(np.float32).max)
+    for column, name in enumerate(names):
+        furthest = float(np.max(np.abs(standardised[:, column]), initial=0.0))
+        if not furthest <= float32_max:
+            raise DataError(
+                f"Feature {name!r} cannot be standardised: a value lies "
+                f"{furthest:g} standard deviations from its training mean, beyond "
+                "the float32 range the network computes in. Rescale it, e.g. with "
+                "another unit or a logarithm, or remove the outlier."
+            )
+    return mean, std, standardised
 
 
 def _positive_index(classes: list[Any], positive_class: Any) -> int | None:

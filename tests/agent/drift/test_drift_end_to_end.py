@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import statistics
-from pathlib import Path
 
 import httpx
 import pytest

@@ -18,9 +18,11 @@ from store import Store
 def fake_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Make the fake plugins discoverable here and in subprocesses; return the site."""
     # Imported here: training_helpers puts the repository root on sys.path.
+    from tests.agent.training import training_plugins
     from tests.plugins import plugin_site
 
     site = plugin_site.write_site(tmp_path / "plugin-site")
+    training_plugins.write_dist_info(site)
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYTHONPATH", plugin_site.python_path(site))
     return site

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from training_helpers import csv_dataset, model_toml, threshold_gate, write_csv
-
 from harness import agent_cli, start_agent, wait_for, write_config
+from training_helpers import csv_dataset, model_toml, threshold_gate, write_csv
 
 FINAL = ("succeeded", "failed", "cancelled", "timed_out", "interrupted")
 
@@ -334,3 +333,18 @@ def test_agent_stop_interrupts_running_run(start):
         store.close()
     assert run["state"] == "interrupted"
     assert run["error"] == "The agent stopped while the run was running."
+
+
+def test_log_reader_never_splits_a_character(tmp_path):
+    from agent.api.routes_training import _read_log
+
+    log = tmp_path / "run.log"
+    log.write_text("a\N{GRINNING FACE}b", encoding="utf-8")
+
+    for limit in range(1, 7):
+        offset, pieces = 0, []
+        while offset < 6:
+            text, offset, size = _read_log(str(log), offset, limit)
+            pieces.append(text)
+        assert "".join(pieces) == "a\N{GRINNING FACE}b"
+        assert "\N{REPLACEMENT CHARACTER}" not in "".join(pieces)

@@ -41,6 +41,7 @@ def test_defaults_are_filled_in(tmp_path: Path):
 
 
 def test_csv_path_is_resolved_against_config_dir(tmp_path: Path):
+    (tmp_path / "data.csv").write_text("x,y\n1,0\n")
     body = model_toml(
         "tiny",
         "tabular-mlp",
@@ -125,7 +126,10 @@ def test_invalid_recipe_params(tmp_path: Path, fragment: str, expected: str):
             "set cron or interval_seconds, not both",
         ),
         ('timezone = "Mars/Olympus"', "unknown time zone 'Mars/Olympus'"),
-        ("interval_seconds = 0", "interval_seconds: Input should be greater than 0"),
+        (
+            "interval_seconds = 0",
+            "interval_seconds: Input should be greater than or equal to 1",
+        ),
         (
             "misfire_grace_seconds = 0",
             "misfire_grace_seconds: Input should be greater than or equal to 1",
@@ -138,6 +142,79 @@ def test_invalid_schedule(tmp_path: Path, schedule: str, expected: str):
     )
     assert len(problems) == 1
     assert expected in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0.01", "Input should be greater than or equal to 1 (got 0.01)"),
+        ("0.999", "Input should be greater than or equal to 1 (got 0.999)"),
+        ("inf", "Input should be a finite number (got inf)"),
+        ("nan", "Input should be a finite number (got nan)"),
+        ("1e300", "Input should be less than or equal to 31622400 (got 1e+300)"),
+        ("31622401", "Input should be less than or equal to 31622400 (got 31622401)"),
+    ],
+)
+def test_interval_seconds_bounds(tmp_path: Path, value: str, expected: str):
+    schedule = f"interval_seconds = {value}"
+    problems = _problems(
+        tmp_path, model_toml("m", "tabular-mlp", dataset=SHUTTLE, schedule=schedule)
+    )
+    assert problems == [f"models.0.schedule.interval_seconds: {expected}"]
+
+
+@pytest.mark.parametrize("value", ["1", "31622400"])
+def test_interval_seconds_limits_are_accepted(tmp_path: Path, value: str):
+    schedule = f"interval_seconds = {value}"
+    config = _load(
+        tmp_path, model_toml("m", "tabular-mlp", dataset=SHUTTLE, schedule=schedule)
+    )
+    assert config.model("m").schedule.interval_seconds == float(value)
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        (
+            "budget_seconds = inf",
+            "models.0.resources.budget_seconds: Input should be a finite number "
+            "(got inf)",
+        ),
+        (
+            "budget_seconds = 2592001",
+            "models.0.resources.budget_seconds: Input should be less than or equal "
+            "to 2592000 (got 2592001)",
+        ),
+        (
+            "budget_seconds = 0",
+            "models.0.resources.budget_seconds: Input should be greater than 0 (got 0)",
+        ),
+        (
+            "memory_limit_bytes = 536870912",
+            "models.0.resources.memory_limit_bytes: Input should be greater than or "
+            "equal to 805306368 (got 536870912)",
+        ),
+        (
+            "memory_limit_bytes = 1125899906842625",
+            "models.0.resources.memory_limit_bytes: Input should be less than or "
+            "equal to 1125899906842624 (got 1125899906842625)",
+        ),
+    ],
+)
+def test_invalid_resources(tmp_path: Path, resources: str, expected: str):
+    problems = _problems(
+        tmp_path, model_toml("m", "tabular-mlp", dataset=SHUTTLE, resources=resources)
+    )
+    assert problems == [expected]
+
+
+def test_resource_limits_are_accepted(tmp_path: Path):
+    resources = "budget_seconds = 2592000\nmemory_limit_bytes = 805306368"
+    config = _load(
+        tmp_path, model_toml("m", "tabular-mlp", dataset=SHUTTLE, resources=resources)
+    )
+    assert config.model("m").resources.budget_seconds == 2592000.0
+    assert config.model("m").resources.memory_limit_bytes == 805306368
 
 
 @pytest.mark.parametrize(
@@ -171,10 +248,44 @@ def test_invalid_schedule(tmp_path: Path, schedule: str, expected: str):
     ],
 )
 def test_invalid_dataset(tmp_path: Path, dataset: str, expected: str):
+    (tmp_path / "a.csv").write_text("x,y\n1,0\n")
+    (tmp_path / "a.db").touch()
     problems = _problems(tmp_path, model_toml("m", "tabular-mlp", dataset=dataset))
     assert len(problems) == 1
     assert problems[0].startswith("models.0.dataset: ")
     assert expected in problems[0]
+
+
+@pytest.mark.parametrize(
+    "dataset",
+    [
+        'plugin = "csv"\noptions = { path = "missing.csv" }\ntarget = "y"',
+        'plugin = "sqlite"\noptions = { path = "missing.db", table = "t" }\n'
+        'target = "y"',
+    ],
+    ids=["csv", "sqlite"],
+)
+def test_missing_dataset_file_names_key(tmp_path: Path, dataset: str):
+    body = model_toml("present", "tabular-mlp", dataset=SHUTTLE) + model_toml(
+        "absent", "tabular-mlp", dataset=dataset
+    )
+    name = dataset.split('"')[3]
+    problems = _problems(tmp_path, body)
+    assert problems == [
+        f"models.1.dataset.options.path: the file {(tmp_path / name).resolve()} "
+        "does not exist; create it, or correct the path, which is resolved against "
+        f"the directory of agent.toml (got {name!r})"
+    ]
+
+
+def test_dataset_path_to_directory_names_key(tmp_path: Path):
+    (tmp_path / "folder.csv").mkdir()
+    dataset = 'plugin = "csv"\noptions = { path = "folder.csv" }\ntarget = "y"'
+    problems = _problems(tmp_path, model_toml("m", "tabular-mlp", dataset=dataset))
+    assert problems == [
+        f"models.0.dataset.options.path: {(tmp_path / 'folder.csv').resolve()} is a "
+        "directory, not a file (got 'folder.csv')"
+    ]
 
 
 def test_invalid_gate_options(tmp_path: Path):

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from training_helpers import model_toml
-
 from harness import wait_for
+from training_helpers import model_toml
 
 FINAL = ("succeeded", "failed", "cancelled", "timed_out", "interrupted")
 
@@ -71,7 +70,7 @@ def test_driver_mismatch_refuses_gpu_run(start_with_gpus):
 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "placement_refused"
-    assert response.json()["error"]["message"].endswith("(driver_mismatch)")
+    assert response.json()["error"]["message"].endswith("Reason code: driver_mismatch.")
     assert operator.get("/api/v1/runs").json()["items"] == []
 
 
@@ -84,5 +83,6 @@ def test_too_few_healthy_gpus_refuses_run(start_with_gpus):
 
     assert response.status_code == 409
     assert response.json()["error"]["message"] == (
-        "The run needs 2 GPUs; this host has 1 healthy (0). (not_enough_gpus)"
+        "The run needs 2 GPUs; this host has 1 healthy (0). "
+        "Reason code: not_enough_gpus."
     )

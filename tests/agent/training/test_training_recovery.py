@@ -10,13 +10,13 @@ import threading
 from pathlib import Path
 
 import psutil
+from harness import wait_for
 from training_helpers import model_toml
 
 from agent.training.launcher import WORKER_MODULE, RunPaths, group_exists
 from agent.training.recovery import recover
 from store import alerts
 from store import runs as run_rows
-from harness import wait_for
 
 # A stand-in worker: its command line names the worker module and a spec
 # under the runs directory, as a real worker's does, and it starts a

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from harness import wait_for
 from training_helpers import csv_dataset, model_toml, threshold_gate, write_csv
 
 from agent.training.errors import RunConflict, RunNotActive
@@ -15,7 +16,6 @@ from store import jobs as job_rows
 from store import runs as run_rows
 from store import versions as version_rows
 from store.artifacts import verify_manifest
-from harness import wait_for
 
 FINAL = ("succeeded", "failed", "cancelled", "timed_out", "interrupted")
 
@@ -115,7 +115,10 @@ def test_cancel_ends_running_run_within_five_seconds(harness):
     assert done["cancel_requested_by"] == "bob"
     assert not group_exists(running["pgid"])
     assert not _artifact_dir(built, done).exists()
-    assert "sending SIGTERM to process group" in _log(built, done)
+    assert (
+        f"Cancelled by bob: wrong data. Sending SIGTERM to process group "
+        f"{running['pgid']}." in _log(built, done)
+    )
     assert version_rows.list_versions(built.store.db, "slow") == []
     entry = audit.list_entries(built.store.db)[-1]
     assert (entry["action"], entry["actor"], entry["reason"]) == (
@@ -202,7 +205,7 @@ def test_recipe_that_raises_fails_with_summary(harness):
 
 def test_memory_exhaustion_fails_with_summary(harness):
     body = model_toml(
-        "hog", "memory-hog", resources=f"memory_limit_bytes = {512 * 1024 * 1024}"
+        "hog", "memory-hog", resources=f"memory_limit_bytes = {768 * 1024 * 1024}"
     )
     built = harness(body)
     run = built.runs.trigger("hog", actor="alice")
@@ -210,9 +213,9 @@ def test_memory_exhaustion_fails_with_summary(harness):
 
     assert done["state"] == "failed"
     assert done["error"] == (
-        "The run ran out of memory (resources.memory_limit_bytes = 536870912) while "
-        "training with the memory-hog recipe. Lower max_rows or batch_size, or give "
-        "the run more memory."
+        "The run ran out of memory while training with the memory-hog recipe; it "
+        "probably exceeded resources.memory_limit_bytes (805306368 bytes). Raise "
+        "that limit, or lower max_rows or batch_size."
     )
     assert "MemoryError" in _log(built, done)
     assert version_rows.list_versions(built.store.db, "hog") == []

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from harness import wait_for
 from training_helpers import model_toml
 
-from agent.training.scheduler import JOB_DEFAULTS, TrainingScheduler, build_trigger
+from agent.training.manager import RunManager
+from agent.training.scheduler import (
+    JOB_DEFAULTS,
+    MAX_MISSED_ROWS,
+    TrainingScheduler,
+    build_trigger,
+)
 from store import jobs as job_rows
 from store import runs as run_rows
-from harness import wait_for
 
 HOUR = 3600.0
 
@@ -224,3 +231,77 @@ def test_cron_uses_utc_unless_timezone_given():
     assert utc == datetime(2026, 7, 2, 3, 0, tzinfo=UTC)
     assert berlin.astimezone(zoneinfo.ZoneInfo("Europe/Berlin")).hour == 3
     assert berlin.astimezone(UTC) == datetime(2026, 7, 2, 1, 0, tzinfo=UTC)
+
+
+def test_long_stop_records_bounded_missed_rows(scheduled):
+    first_missed = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    built, scheduler = scheduled(
+        model_toml("often", "fixed-metrics", schedule="interval_seconds = 1"),
+        stored_next_fire={"often": first_missed.timestamp()},
+    )
+    scheduler.start()
+
+    wait_for(
+        lambda: _counts(built, "often")["started"] == 1,
+        timeout=10,
+        what="the catch-up fire",
+    )
+    fires = job_rows.list_fires(built.store.db, "often", limit=1000)
+    catch_up = next(fire for fire in fires if fire["outcome"] == "started")
+    last = datetime.fromtimestamp(catch_up["scheduled_at"], UTC)
+    missed_count = round((last - first_missed).total_seconds())
+    assert missed_count >= 3600
+    missed = sorted(
+        (fire for fire in fires if fire["outcome"] == "missed"),
+        key=lambda fire: fire["scheduled_at"],
+    )
+    assert len(missed) == MAX_MISSED_ROWS
+    assert [fire["scheduled_at"] for fire in missed] == [
+        (first_missed + timedelta(seconds=index)).timestamp()
+        for index in range(MAX_MISSED_ROWS)
+    ]
+    folded = f"folded into the fire at {last.isoformat()}"
+    assert missed[0]["detail"] == f"the agent was not running; {folded}"
+    summary_first = first_missed + timedelta(seconds=MAX_MISSED_ROWS - 1)
+    summary_last = last - timedelta(seconds=1)
+    assert missed[-1]["detail"] == (
+        f"the agent was not running; this row summarises "
+        f"{missed_count - MAX_MISSED_ROWS + 1} fire times from "
+        f"{summary_first.isoformat()} to {summary_last.isoformat()}, {folded}"
+    )
+
+
+def test_year_long_stop_starts_quickly(scheduled):
+    first_missed = datetime.now(UTC).replace(microsecond=0) - timedelta(days=365)
+    built, scheduler = scheduled(
+        model_toml("often", "fixed-metrics", schedule="interval_seconds = 1"),
+        stored_next_fire={"often": first_missed.timestamp()},
+    )
+    started = time.monotonic()
+    scheduler.start()
+
+    assert time.monotonic() - started < 5
+    assert _counts(built, "often")["missed"] == MAX_MISSED_ROWS
+
+
+def test_skipped_fire_warning_is_rate_limited(harness, caplog):
+    built = harness(model_toml("busy", "fixed-metrics"), start=False)
+    now = [1000.0]
+    runs = RunManager(built.store, built.config, clock=lambda: now[0])
+    active = runs.trigger("busy", actor="alice")
+
+    with caplog.at_level(logging.WARNING, logger="agent.training.manager"):
+        for _ in range(5):
+            runs.fire("busy", scheduled_at=time.time())
+        now[0] += 59.9
+        runs.fire("busy", scheduled_at=time.time())
+        now[0] += 0.1
+        runs.fire("busy", scheduled_at=time.time())
+
+    detail = f"run {active['id']} of model busy was still queued"
+    assert [record.getMessage() for record in caplog.records] == [
+        f"schedule fire of job busy skipped: {detail}",
+        f"schedule fire of job busy skipped: {detail} (5 more skipped fires of this "
+        "job were not logged in the last 60 s)",
+    ]
+    assert _counts(built, "busy")["skipped"] == 7

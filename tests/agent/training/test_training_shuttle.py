@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+from harness import start_agent, wait_for
 from training_helpers import REPO
 
 from store.artifacts import verify_manifest
-from harness import start_agent, wait_for
 
 EXAMPLE = REPO / "examples" / "agent.toml"
 
