@@ -52,6 +52,7 @@ class AgentState(enum.Enum):
     OK = "ok"
     SLOW = "slow"
     UNREACHABLE = "unreachable"
+    UNAUTHORIZED = "token rejected"
 
 
 @dataclass
@@ -249,6 +250,12 @@ class AgentClient:
                 raise AgentRequestError(
                     self.name, f"{method} {path} failed: {reason}"
                 ) from error
+        if response.status_code == 401:
+            # Reachable but useless: a missing, wrong or revoked token must not
+            # look like a healthy agent with empty data.
+            error = self._error(response, method, path)
+            self._mark(AgentState.UNAUTHORIZED, error.message)
+            raise error
         self._succeed(time.monotonic() - started)
         if response.status_code >= 400:
             raise self._error(response, method, path)

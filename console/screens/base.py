@@ -74,9 +74,11 @@ class ConsoleScreen(Screen):
         yield Header()
         yield from self.compose_body()
         yield Static("", id="hint")
+        yield Footer(compact=True)
+        # The bars dock on the footer's row; composed after it, an open bar
+        # is drawn over the footer instead of under it.
         yield FilterBar(id="filter-bar")
         yield CommandBar(self.rigdeck.command_words(), id="command-bar")
-        yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError

@@ -28,6 +28,7 @@ STATE_LABELS = {
     AgentState.OK: ("●", "ok", "green"),
     AgentState.SLOW: ("◐", "slow", "yellow"),
     AgentState.UNREACHABLE: ("✕", "unreachable", "red"),
+    AgentState.UNAUTHORIZED: ("⊘", "token rejected", "red"),
 }
 COLUMNS = ("AGENT", "STATE", "GPU util mem", "CPU MEM", "RUNS", "MODELS", "ALERTS")
 MODELS_WIDTH = 14

@@ -43,6 +43,7 @@ class PromptBar(Horizontal):
     }
     PromptBar > Input {
         border: none;
+        width: 1fr;
         height: 1;
         padding: 0 1;
         background: $panel;

@@ -210,3 +210,20 @@ async def test_bearer_token_is_sent(tmp_path: Path):
 
     assert seen == ["Bearer s3cret"]
     await client.aclose()
+
+
+async def test_rejected_token_marks_agent_unauthorized():
+    message = "The bearer token is unknown or revoked."
+    client = client_for(
+        lambda request: httpx.Response(
+            401, json={"error": {"code": "invalid_token", "message": message}}
+        )
+    )
+
+    with pytest.raises(AgentRequestError) as raised:
+        await client.get("/api/v1/host")
+
+    assert raised.value.status == 401
+    assert client.status.state is AgentState.UNAUTHORIZED
+    assert client.status.error == message
+    await client.aclose()

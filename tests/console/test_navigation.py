@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from console_helpers import build_app, loaded, text_of, wait_until
+from console_helpers import build_app, loaded, screen_text, text_of, wait_until
 from fake_agent import FakeAgent
 
 from console import resources
@@ -234,3 +234,16 @@ async def test_command_bar_suggests_commands(tmp_path: Path):
         bar = app.screen.query_one(CommandBar)
 
         assert bar.input._suggestion == "releases"
+
+
+async def test_command_prompt_shows_typed_text_at_80x24(tmp_path):
+    app = build_app(tmp_path, [FakeAgent("gpu-a")])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press(":", "r", "u", "n")
+        await pilot.pause()
+
+        bar = app.screen.query_one("#command-bar")
+        assert bar.input.value == "run"
+        assert bar.input.region.width > 40
+        assert ":run" in screen_text(app).replace(" ", "")
