@@ -15,6 +15,7 @@ from agent.api import (
 )
 from agent.api._auth import authenticate, require
 from agent.api._errors import install_error_handlers
+from agent.api._etag import ETagMiddleware
 from agent.api._limits import BodySizeLimit
 from agent.context import AgentContext
 from agent.versions import software_versions
@@ -46,6 +47,7 @@ def create_app(
     )
     app.state.context = context
     install_error_handlers(app)
+    app.add_middleware(ETagMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=context.config.api.max_body_bytes)
     app.include_router(routes_health.router)
     app.include_router(routes_audit.router)

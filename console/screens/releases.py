@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
 from console import resources
@@ -171,7 +172,10 @@ class ReleasesScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         yield ResourceTable(COLUMNS, id="releases")
-        yield Static(id="release-details")
+        # Focusable, so Tab reaches the canary figures and the arrow keys
+        # scroll them when they do not fit (at 80x24 they do not).
+        with VerticalScroll(id="release-details-pane"):
+            yield Static(id="release-details")
 
     def poll_plan(self) -> dict[str, set[str]]:
         plan = {
@@ -258,6 +262,15 @@ class ReleasesScreen(ConsoleScreen):
             deployment = self.rigdeck.data[agent].deployment(release.get("model", ""))
             if not (deployment or {}).get("stable_version"):
                 return agent, f"{release.get('model')} has no version in production"
+            if (
+                "rollback_version" in deployment
+                and deployment["rollback_version"] is None
+                and not deployment.get("canary_version")
+            ):
+                return agent, (
+                    f"{release.get('model')} has no earlier stable version to "
+                    "roll back to"
+                )
             return agent, None
         if action not in ACTION_STATES:
             return super().action_target(action)

@@ -312,3 +312,45 @@ async def test_request_release_disabled_for_failed_gates(tmp_path: Path):
         await pilot.press("n")
         await pilot.pause()
         assert any("Its gates failed" in m for m in notifications(app))
+
+
+async def test_rollback_disabled_without_earlier_version(tmp_path: Path):
+    agent = FakeAgent("gpu-a")
+    for deployment in agent.deployments:
+        deployment.update(canary_version=None, canary_weight=0.0, rollback_version=None)
+    app = build_app(tmp_path, [agent], token="operator-token")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_releases(app, pilot)
+        await identified(app, pilot)
+
+        await pilot.press("b")
+        await pilot.pause()
+
+        assert not isinstance(app.screen, ReasonDialog)
+        assert any(
+            "has no earlier stable version to roll back to" in m
+            for m in notifications(app)
+        )
+        assert all(entry["action"] != "model.rollback" for entry in agent.audit)
+
+
+async def test_canary_figures_scroll_from_keyboard(tmp_path: Path):
+    agent = FakeAgent("gpu-a")
+    app = build_app(tmp_path, [agent], token="approver-token")
+    # Short enough that the canary figures overflow their pane.
+    async with app.run_test(size=(80, 18)) as pilot:
+        table = await open_releases(app, pilot)
+        await identified(app, pilot)
+        table.select_key("gpu-a\t4")
+        await pilot.pause()
+        await wait_until(pilot, lambda: "stable v3" in screen_text(app))
+        pane = app.screen.query_one("#release-details-pane")
+
+        await pilot.press("tab")
+        await pilot.pause()
+        await pilot.press("end")
+        await pilot.pause()
+
+        assert app.focused is pane
+        assert pane.max_scroll_y > 0
+        assert pane.scroll_y == pane.max_scroll_y
