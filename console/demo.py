@@ -171,35 +171,39 @@ def run_demo(keep: bool = False) -> None:
     """Start the demo agent, open the console on it, and clean up afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="rigdeck-demo-"))
     agent = DemoAgent(workdir / "host-a", "demo-host-a")
-    script = None
     try:
         # Two people: the demo operator requests releases, you approve them.
         operator_file = agent.create_token("demo-operator", "operator")
         approver_file = agent.create_token("demo-approver", "approver")
         agent.start()
-        from console.app import RigdeckApp
         from console.demo_script import DemoScript
 
         entry = AgentEntry(name=agent.name, url=agent.url, token_file=approver_file)
-        app = RigdeckApp([entry])
-
-        def notify(message: str) -> None:
-            app.call_from_thread(app.notify, message, timeout=20)
-
         script = DemoScript(
             agent.url,
             operator_file.read_text().strip(),
-            notify,
             on_live=agent.start_replay,
         )
-        app.call_later(script.start)
+        app = _demo_app([entry], script)
         app.run()
     finally:
-        if script is not None:
-            script.stop()
         agent.stop_replay()
         agent.stop()
         if keep:
             print(f"Demo files kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _demo_app(agents: list[AgentEntry], script):
+    """The console, with the demo script running in one of its async workers."""
+    from console.app import RigdeckApp
+
+    class DemoApp(RigdeckApp):
+        def on_ready(self) -> None:
+            def show(message: str) -> None:
+                self.notify(message, timeout=20)
+
+            self.run_worker(script.run(show), group="demo-script", exit_on_error=False)
+
+    return DemoApp(agents)
