@@ -139,8 +139,8 @@ def _build_serving(context: AgentContext) -> tuple[Service, Service]:
     from agent.serving import ServingService
 
     # The supervisor starts the worker once a deployment exists, ending first
-    # a worker left running by a killed agent. Drift monitors can subscribe
-    # to serving.feed for the logged predictions.
+    # a worker left running by a killed agent. _build_drift subscribes the
+    # drift monitors to serving.feed for the logged predictions.
     serving = ServingService(context.store, context.config)
     context.serving = serving
     releases = ReleaseService(
