@@ -26,6 +26,21 @@ from agent.errors import ConfigError
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
+def _check_listener(section: Any) -> None:
+    """Require TLS, or an explicit insecure flag, for a non-loopback listener."""
+    if (section.tls_cert is None) != (section.tls_key is None):
+        raise ValueError("tls_cert and tls_key must be set together")
+    if (
+        section.host not in LOOPBACK_HOSTS
+        and section.tls_cert is None
+        and not section.insecure
+    ):
+        raise ValueError(
+            f"host {section.host!r} is not loopback: set tls_cert and tls_key, "
+            "or insecure = true to accept plain HTTP"
+        )
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,17 +89,7 @@ class ApiSection(_Section):
 
     @model_validator(mode="after")
     def _tls_off_loopback(self) -> ApiSection:
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key must be set together")
-        if (
-            self.host not in LOOPBACK_HOSTS
-            and self.tls_cert is None
-            and not self.insecure
-        ):
-            raise ValueError(
-                f"host {self.host!r} is not loopback: set tls_cert and tls_key, "
-                "or insecure = true to accept plain HTTP"
-            )
+        _check_listener(self)
         return self
 
 
@@ -710,17 +715,7 @@ class ServingSection(_Section):
 
     @model_validator(mode="after")
     def _tls_off_loopback(self) -> ServingSection:
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key must be set together")
-        if (
-            self.host not in LOOPBACK_HOSTS
-            and self.tls_cert is None
-            and not self.insecure
-        ):
-            raise ValueError(
-                f"host {self.host!r} is not loopback: set tls_cert and tls_key, "
-                "or insecure = true to accept plain HTTP"
-            )
+        _check_listener(self)
         return self
 
 
