@@ -51,7 +51,11 @@ def _default(field: Any) -> str:
             and field.default_factory.__name__ == "gethostname"
         ):
             return "the machine's hostname"
-        return "`[]`" if value == [] else "`{}`" if value == {} else f"`{value!r}`"
+        if value == []:
+            return "`[]`"
+        if value == {}:
+            return "`{}`"
+        return f"`{value!r}`"
     if field.default is PydanticUndefined:
         return "required"
     if field.default is None:

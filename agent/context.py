@@ -1,4 +1,4 @@
-"""What every part of a running agent shares: config, store, sampler."""
+"""The state every part of a running agent shares: config, store, services."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The data-directory lock: one agent per data directory.
 
 ``flock`` is released by the kernel when the holder dies, so a crashed
-agent never leaves a stale lock; the pid written inside is only there to
-tell the user which process holds it.
+agent never leaves a stale lock. The pid written inside only tells the
+user which process has it.
 """
 
 from __future__ import annotations

@@ -121,8 +121,12 @@ def configure_logging(log_file: Path | None) -> None:
     "--keep", is_flag=True, help="Keep the demo's temporary directory on exit."
 )
 def demo(keep: bool) -> None:
-    """Start a local agent from examples/agent.toml in a temporary directory
-    and open the console on it."""
+    """Start a local agent and open the console on it as an approver.
+
+    The agent runs examples/agent.toml in a temporary directory. A scripted
+    demo operator trains versions of shuttle and requests their releases;
+    notifications say when one waits for your approval.
+    """
     from console.demo import run_demo
 
     configure_logging(None)

@@ -47,7 +47,7 @@ class DemoAgent:
             )
         self.workdir.mkdir(parents=True, exist_ok=True)
         text = example.read_text()
-        # The demo needs free ports and its own name, whatever the example says.
+        # The demo needs free ports and its own name, whatever the example sets.
         text = _set_key(text, "api", "port", "0")
         text = _set_key(text, "agent", "name", json.dumps(self.name))
         text = _set_key(text, "agent", "data_dir", '"data"')
@@ -85,7 +85,7 @@ class DemoAgent:
                 return
             time.sleep(0.1)
         raise ConsoleError(
-            f"The demo agent {self.name} did not answer within "
+            f"The demo agent {self.name} did not respond within "
             f"{START_TIMEOUT_SECONDS:.0f} s; see {self.log_path}."
         )
 
@@ -196,7 +196,7 @@ def run_demo(keep: bool = False) -> None:
 
 
 def _demo_app(agents: list[AgentEntry], script):
-    """The console, with the demo script running in one of its async workers."""
+    """Build the console with the demo script running in one of its async workers."""
     from console.app import RigdeckApp
 
     class DemoApp(RigdeckApp):

@@ -1,11 +1,11 @@
-"""The guided part of ``rigdeck demo``: what the demo operator does for you.
+"""The scripted demo operator of ``rigdeck demo``.
 
-The demo operator trains version 1 of ``shuttle`` and requests its release;
-you approve it in the console as the second person the four-eyes rule
+The demo operator trains version 1 of ``shuttle`` and requests its release.
+You approve it in the console as the second person the four-eyes rule
 needs. Once it is live, the operator trains version 2 and requests its
 release too, which goes through a canary you can watch, promote and roll
-back. The script talks to the agent over HTTP only, in an async worker of
-the console, and tells you each next step with a notification.
+back. The script uses the agent's HTTP API only, runs in an async worker
+of the console, and shows each next step as a notification.
 """
 
 from __future__ import annotations
@@ -102,13 +102,13 @@ class DemoScript:
             raise RuntimeError(f"run {run['id']} ended {state}")
 
     async def _wait_for_release(self, release_id: int, version: int) -> None:
-        told_canary = False
+        canary_notified = False
 
         async def state() -> str:
-            nonlocal told_canary
+            nonlocal canary_notified
             value = await self._field(f"/api/v1/releases/{release_id}", "state")
-            if value == "canary" and not told_canary:
-                told_canary = True
+            if value == "canary" and not canary_notified:
+                canary_notified = True
                 self._notify(
                     f"Version {version} is a canary now. Watch its figures on "
                     ":releases, then press p to promote it (or A to abort)."

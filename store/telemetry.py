@@ -1,6 +1,6 @@
 """Telemetry samples, one-minute rollups and retention.
 
-Raw samples are kept for a configurable number of hours; completed minutes
+Raw samples are kept for a configurable number of hours. Completed minutes
 are rolled up (count, mean, min, max) and the rollups kept for 30 days by
 default. Queries with a step of a minute or more read the rollups, plus
 the raw samples of the minutes not rolled up yet.

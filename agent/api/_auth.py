@@ -19,7 +19,7 @@ _LAST_USED_RESOLUTION_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's name and role."""
+    """The caller: the token's name and role."""
 
     name: str
     role: str
@@ -68,7 +68,7 @@ def _touch(context, row: dict) -> None:
 
 
 def require(role: str):
-    """A FastAPI dependency that admits tokens of ``role`` or higher."""
+    """Build a FastAPI dependency that admits tokens of ``role`` or higher."""
     if role not in ROLE_RANK:
         raise ValueError(f"Unknown role {role!r}; expected one of {list(ROLE_RANK)}.")
 

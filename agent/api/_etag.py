@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class ETagMiddleware:
-    """Add a strong ETag to 200 JSON answers to GET; answer 304 when it matches."""
+    """Add a strong ETag to 200 responses to GET, and return 304 when it matches."""
 
     def __init__(self, app: ASGIApp, prefix: str = "/api/v1/") -> None:
         self.app = app
@@ -63,8 +63,10 @@ class ETagMiddleware:
             for part in value.split(b",")
         }
         if tag in offered:
-            kept = [(k, v) for k, v in headers if k.lower() != b"content-length"]
-            await send({"type": "http.response.start", "status": 304, "headers": kept})
+            bodiless = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+            await send(
+                {"type": "http.response.start", "status": 304, "headers": bodiless}
+            )
             await send({"type": "http.response.body", "body": b""})
             return
         await send({**start, "headers": headers})
