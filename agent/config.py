@@ -550,6 +550,15 @@ class MonitoringSection(_Section):
         description="Seconds after a drift-fired training run before drift may fire "
         "another.",
     )
+    retrain_min_labels: int = Field(
+        0,
+        ge=0,
+        le=10_000_000,
+        description="Feedback labels of this model that must arrive after the drift "
+        "event before the retraining run starts, so that the new version learns "
+        "from labelled traffic after the change (needs dataset.include_feedback). "
+        "0 starts the run at once.",
+    )
     abort_canary_on_drift: bool = Field(
         True,
         description="Abort the canary when one of its monitors drifts while the "
@@ -591,6 +600,17 @@ class ModelSection(_Section):
         default_factory=MonitoringSection,
         description="Drift monitors on the traffic this model serves.",
     )
+
+    @model_validator(mode="after")
+    def _check_retrain_labels(self) -> ModelSection:
+        if self.monitoring.retrain_min_labels and not self.dataset.include_feedback:
+            raise ValueError(
+                f"monitoring.retrain_min_labels is "
+                f"{self.monitoring.retrain_min_labels}, but the run would not train "
+                "on those labels; set [models.dataset] include_feedback = true, or "
+                "retrain_min_labels = 0."
+            )
+        return self
 
 
 class TrainingSection(_Section):

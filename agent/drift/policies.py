@@ -10,13 +10,16 @@ because the training service and the release controller own the
 actions:
 
 - ``RetrainOnDrift`` calls ``retrain(model)``, which fires the model's
-  training job (``RunManager.fire`` with ``trigger="drift"``).
+  training job (``RunManager.fire`` with ``trigger="drift"``), at once or,
+  with ``retrain_min_labels``, once that many feedback labels have arrived
+  after the event. The drift thread calls its ``poll`` for that.
 - ``AbortCanaryOnDrift`` calls ``abort_canary(model, reason)``
   (``ReleaseController.abort_canary``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -31,6 +34,8 @@ logger = logging.getLogger(__name__)
 # The settings table keeps the last drift-fired training time per model,
 # so that the cooldown applies across agent restarts.
 RETRAIN_SETTING_PREFIX = "drift.retrain_fired_at."
+# A retrain waiting for labels: {"event": id, "after_feedback_id": id, "since": ts}.
+PENDING_SETTING_PREFIX = "drift.retrain_pending."
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,11 @@ class DriftEvent:
 
 
 class DriftHook(Protocol):
-    """Anything the drift service calls with each committed drift event."""
+    """Anything the drift service calls with each committed drift event.
+
+    A hook may also have a ``poll()`` method, which the drift thread calls
+    every ``[drift] poll_seconds``.
+    """
 
     def on_drift(self, event: DriftEvent) -> None: ...
 
@@ -75,10 +84,16 @@ class RetrainOnDrift:
     """Fire a model's training job when its stable version drifts.
 
     Only models with ``monitoring.retrain_on_drift = true`` are retrained,
-    at most once per ``monitoring.retrain_cooldown_seconds``.
+    at most once per ``monitoring.retrain_cooldown_seconds``. With
+    ``monitoring.retrain_min_labels`` above 0 the run waits until that many
+    feedback labels of the model have arrived after the event: a run fired
+    at the event would train on almost no rows of the changed traffic. The
+    wait is kept in ``settings``, so it survives a restart, and further
+    events while it lasts are ignored.
 
     Args:
-        store: the agent's store; the last fire time is kept in ``settings``.
+        store: the agent's store; the last fire time and a waiting retrain
+            are kept in ``settings``.
         config: the agent configuration.
         retrain: fires the training job of the model it is given.
         clock: Unix seconds.
@@ -102,43 +117,99 @@ class RetrainOnDrift:
             return
         if not model.monitoring.retrain_on_drift:
             return
+        if self._pending(event.model) is not None:
+            logger.info(
+                "drift event %s on %s: a retrain already waits for feedback labels",
+                event.id,
+                event.model,
+            )
+            return
         now = self.clock()
-        last = self._last_fired_at(event.model)
+        last = self._setting(RETRAIN_SETTING_PREFIX + event.model)
         cooldown = model.monitoring.retrain_cooldown_seconds
-        if last is not None and now - last < cooldown:
+        if last is not None and now - float(last) < cooldown:
             logger.info(
                 "drift event %s on %s: not retraining, the last drift-fired run "
                 "was %.0f s ago (cooldown %.0f s)",
                 event.id,
                 event.model,
-                now - last,
+                now - float(last),
                 cooldown,
             )
             return
-        outcome = self.retrain(event.model)
-        self._record_fired_at(event.model, now)
+        if model.monitoring.retrain_min_labels:
+            self._wait_for_labels(event, model.monitoring.retrain_min_labels, now)
+            return
+        self._fire(event.model, f"drift event {event.id} on {event.signal}")
+
+    def poll(self) -> None:
+        """Fire each waiting retrain whose model has received enough labels."""
+        waiting = self.store.db.conn.execute(
+            "SELECT key, value FROM settings WHERE key LIKE ?",
+            (PENDING_SETTING_PREFIX + "%",),
+        ).fetchall()
+        for key, value in waiting:
+            name = key[len(PENDING_SETTING_PREFIX) :]
+            model = self.config.model(name)
+            pending = json.loads(value)
+            if model is None or not model.monitoring.retrain_on_drift:
+                self._set(key, None)
+                continue
+            (labels,) = self.store.db.conn.execute(
+                "SELECT COUNT(*) FROM feedback WHERE model = ? AND id > ?",
+                (name, pending["after_feedback_id"]),
+            ).fetchone()
+            if labels >= model.monitoring.retrain_min_labels:
+                self._set(key, None)
+                self._fire(
+                    name,
+                    f"drift event {pending['event']}, after {labels} feedback labels",
+                )
+
+    def _wait_for_labels(self, event: DriftEvent, labels: int, now: float) -> None:
+        (after,) = self.store.db.conn.execute(
+            "SELECT COALESCE(MAX(id), 0) FROM feedback"
+        ).fetchone()
+        pending = {"event": event.id, "after_feedback_id": after, "since": now}
+        self._set(PENDING_SETTING_PREFIX + event.model, json.dumps(pending))
         logger.info(
-            "drift event %s on %s %s fired its training job: %s",
+            "drift event %s on %s: its training job fires once %s feedback labels "
+            "have arrived",
             event.id,
             event.model,
-            event.signal,
+            labels,
+        )
+
+    def _fire(self, model: str, cause: str) -> None:
+        outcome = self.retrain(model)
+        self._set(RETRAIN_SETTING_PREFIX + model, repr(self.clock()))
+        logger.info(
+            "%s fired the training job of %s: %s",
+            cause,
+            model,
             getattr(outcome, "outcome", outcome),
         )
 
-    def _last_fired_at(self, model: str) -> float | None:
-        row = self.store.db.conn.execute(
-            "SELECT value FROM settings WHERE key = ?",
-            (RETRAIN_SETTING_PREFIX + model,),
-        ).fetchone()
-        return float(row[0]) if row else None
+    def _pending(self, model: str) -> dict[str, Any] | None:
+        value = self._setting(PENDING_SETTING_PREFIX + model)
+        return None if value is None else json.loads(value)
 
-    def _record_fired_at(self, model: str, when: float) -> None:
+    def _setting(self, key: str) -> str | None:
+        row = self.store.db.conn.execute(
+            "SELECT value FROM settings WHERE key = ?", (key,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def _set(self, key: str, value: str | None) -> None:
         with self.store.write() as db:
-            db.conn.execute(
-                "INSERT INTO settings (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (RETRAIN_SETTING_PREFIX + model, repr(when)),
-            )
+            if value is None:
+                db.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+            else:
+                db.conn.execute(
+                    "INSERT INTO settings (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
 
 
 class AbortCanaryOnDrift:

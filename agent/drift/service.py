@@ -97,6 +97,7 @@ class DriftService:
         self._thread: threading.Thread | None = None
         self._feedback_cursor = 0
         self._next_feedback_at = 0.0
+        self._next_hook_poll_at = 0.0
         self._next_checkpoint_at = 0.0
         self._unrecorded: list[tuple[MonitorSet, list[Finding]]] = []
         if retrain is not None:
@@ -227,6 +228,7 @@ class DriftService:
                 self._record_unrecorded()
                 self._process(items)
                 self._poll_feedback()
+                self._poll_hooks()
                 self._checkpoint()
             except Exception:
                 logger.exception(
@@ -482,6 +484,20 @@ class DriftService:
             findings = monitor_set.feed_errors(errors)
             if findings:
                 self._record(monitor_set, findings)
+
+    def _poll_hooks(self) -> None:
+        """Let hooks that wait for something (e.g. feedback labels) act."""
+        if time.monotonic() < self._next_hook_poll_at:
+            return
+        self._next_hook_poll_at = time.monotonic() + self.settings.poll_seconds
+        for hook in self._hooks:
+            poll = getattr(hook, "poll", None)
+            if poll is None:
+                continue
+            try:
+                poll()
+            except Exception:
+                logger.exception("drift hook %s failed to poll", type(hook).__name__)
 
     def _checkpoint(self, force: bool = False) -> None:
         if not force and time.monotonic() < self._next_checkpoint_at:

@@ -35,7 +35,10 @@ DEFAULT_TARGET = "y"
 
 
 class RiverDataset(Dataset):
-    """Options: ``name``, the class name in ``river.datasets`` (e.g. ``"Shuttle"``).
+    """Options: ``name``, the class name in ``river.datasets`` (e.g. ``"Shuttle"``),
+    and optionally ``first_rows``: read only that many rows, in the file's
+    order, and hold the rest out (``rigdeck-agent replay --seed -1 --skip N``
+    sends exactly the held-out rows).
 
     Each row contains the data set's features and its target under
     ``TARGET_NAMES[name]`` (``anomaly`` for Shuttle), else ``y``.
@@ -48,28 +51,43 @@ class RiverDataset(Dataset):
         cls, options: Mapping[str, Any], *, base_dir: Path
     ) -> dict[str, Any]:
         where = "river dataset"
-        check_keys(where, options, required=("name",), optional=())
+        check_keys(where, options, required=("name",), optional=("first_rows",))
         check_type(where, "name", options["name"], str)
+        first_rows = options.get("first_rows")
+        if first_rows is not None:
+            check_type(where, "first_rows", first_rows, int)
+            if first_rows < 2:
+                raise PluginConfigError(
+                    f"{where}: first_rows must be 2 or more (got {first_rows}); "
+                    "leave it out to read every row."
+                )
         if options["name"] not in SHIPPED:
             raise PluginConfigError(
                 f"{where}: {options['name']!r} is not a data set shipped with river "
                 "0.26 (those download over the network). Shipped: "
                 f"{', '.join(SHIPPED)}."
             )
-        return {"name": options["name"]}
+        if first_rows is None:
+            return {"name": options["name"]}
+        return {"name": options["name"], "first_rows": first_rows}
 
     def default_target(self) -> str:
         return TARGET_NAMES.get(self.options["name"], DEFAULT_TARGET)
 
     def describe(self) -> str:
-        return f"river dataset {self.options['name']}"
+        first_rows = self.options.get("first_rows")
+        limit = f" (first {first_rows} rows)" if first_rows else ""
+        return f"river dataset {self.options['name']}{limit}"
 
     def rows(self) -> Iterator[Mapping[str, Any]]:
         from river import datasets
 
         dataset = getattr(datasets, self.options["name"])()
         target = self.default_target()
-        for x, y in dataset:
+        first_rows = self.options.get("first_rows")
+        for index, (x, y) in enumerate(dataset):
+            if first_rows is not None and index >= first_rows:
+                return
             if isinstance(y, dict):
                 raise DataError(
                     f"{self.describe()} has several targets per row ({', '.join(y)}); "

@@ -183,3 +183,27 @@ def test_feedback_rows_are_appended(tmp_path: Path):
         data.features, np.array([[1, 2], [7, 8], [9, 10]], dtype=float)
     )
     assert data.target == [0, 1, 0]
+
+
+def test_river_first_rows_holds_out_the_rest():
+    options = RiverDataset.validate_options(
+        {"name": "Shuttle", "first_rows": 100}, base_dir=Path(".")
+    )
+    dataset = RiverDataset(options)
+    data = load_tabular(
+        dataset, features=None, target=dataset.default_target(), sensitive=None
+    )
+    assert data.row_count == 100
+    assert data.features[0].tolist() == [50, 21, 77, 0, 28, 0, 27, 48, 22]
+    assert dataset.describe() == "river dataset Shuttle (first 100 rows)"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(1, "first_rows must be 2 or more"), ("100", "first_rows must be a int")],
+)
+def test_river_first_rows_bad_values(value, message):
+    with pytest.raises(PluginConfigError, match=message):
+        RiverDataset.validate_options(
+            {"name": "Shuttle", "first_rows": value}, base_dir=Path(".")
+        )

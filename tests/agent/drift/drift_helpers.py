@@ -22,6 +22,7 @@ def make_config(
     monitoring: dict[str, Any] | None = None,
     drift: dict[str, Any] | None = None,
     notifiers: list[dict[str, Any]] | None = None,
+    dataset: dict[str, Any] | None = None,
 ) -> AgentConfig:
     """Validate a config with one model, ``shuttle``, as agent.toml would."""
     raw = {
@@ -30,7 +31,11 @@ def make_config(
         "models": [
             {
                 "name": MODEL,
-                "dataset": {"plugin": "river", "options": {"name": "Shuttle"}},
+                "dataset": {
+                    "plugin": "river",
+                    "options": {"name": "Shuttle"},
+                    **(dataset or {}),
+                },
                 "recipe": {"plugin": "tabular-mlp"},
                 "monitoring": monitoring or {},
             }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from drift_helpers import MODEL, add_version, deploy, make_config
 from harness import wait_for
 
+from agent.config import ConfigError
 from agent.drift import DriftEvent, DriftService, prediction_value
 from agent.drift import rows as drift_rows
 from agent.drift.monitor import MonitorStatus
@@ -469,3 +471,44 @@ def test_rows_that_are_not_sequences_are_invalid(
     f1 = service.monitor_set(MODEL, "stable").features[0]
     assert f1.counts.invalid == 2
     assert f1.counts.accepted == 1
+
+
+def _add_feedback(store: Store, count: int, model: str = MODEL) -> None:
+    with store.write() as db:
+        for _ in range(count):
+            db.conn.execute(
+                "INSERT INTO feedback (model, request_id, label, ts) "
+                "VALUES (?, ?, '1', 0)",
+                (model, f"r-{uuid.uuid4()}"),
+            )
+
+
+def test_retrain_waits_for_feedback_labels(tmp_path: Path, store: Store) -> None:
+    config = make_config(
+        tmp_path,
+        monitoring={"retrain_on_drift": True, "retrain_min_labels": 50},
+        dataset={"include_feedback": True},
+    )
+    fired: list[str] = []
+    event = DriftEvent(1, 1, MODEL, 1, "stable", "feature:f1", "adwin", 10, 0.0, {})
+    _add_feedback(store, 30)  # labels from before the change do not count
+    policy = RetrainOnDrift(store, config, fired.append)
+
+    policy.on_drift(event)
+    _add_feedback(store, 49)
+    policy.poll()
+    assert fired == []
+
+    # A second event while the retrain waits changes nothing, and the wait
+    # survives a restart (a new policy object on the same store).
+    policy.on_drift(event)
+    _add_feedback(store, 1)
+    RetrainOnDrift(store, config, fired.append).poll()
+    RetrainOnDrift(store, config, fired.append).poll()
+
+    assert fired == [MODEL]
+
+
+def test_retrain_min_labels_needs_feedback_in_the_data(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="include_feedback = true"):
+        make_config(tmp_path, monitoring={"retrain_min_labels": 10})
