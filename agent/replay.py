@@ -105,6 +105,17 @@ class Window:
     errors: int = 0
     versions: Counter = field(default_factory=Counter)
 
+    def to_json(self, sent_rows: int, elapsed_seconds: float) -> dict:
+        """The window as one JSON object, for ``--json`` output."""
+        return {
+            "rows_sent": sent_rows,
+            "rows": self.rows,
+            "errors": self.errors,
+            "error_rate": self.errors / self.rows if self.rows else 0.0,
+            "versions": {str(v): count for v, count in sorted(self.versions.items())},
+            "elapsed_seconds": round(elapsed_seconds, 3),
+        }
+
     def line(self, sent_rows: int, elapsed_seconds: float) -> str:
         rate = self.errors / self.rows if self.rows else 0.0
         versions = " ".join(
@@ -230,8 +241,13 @@ class Replayer:
         response = self._request("GET", f"/v2/models/{self.model}")
         return list(response.json()["parameters"]["feature_names"])
 
-    def replay(self, data: LabelledRows, emit: Callable[[str], None]) -> Window:
-        """Send every row of ``data``; call ``emit`` with one line per window.
+    def replay(
+        self, data: LabelledRows, emit: Callable[[Window, int, float], None]
+    ) -> Window:
+        """Send every row of ``data``; call ``emit`` once per window.
+
+        ``emit`` gets the window's counts, the rows sent so far and the
+        seconds since the start.
 
         Returns the counts over all rows.
         """
@@ -251,10 +267,10 @@ class Replayer:
                 counts.errors += errors
                 counts.versions[version] += len(batch)
             if window.rows >= self.window_rows:
-                emit(window.line(start + len(batch), time.monotonic() - started))
+                emit(window, start + len(batch), time.monotonic() - started)
                 window = Window()
         if window.rows:
-            emit(window.line(len(data.rows), time.monotonic() - started))
+            emit(window, len(data.rows), time.monotonic() - started)
         return total
 
     def _infer(

@@ -17,6 +17,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -60,7 +61,9 @@ class RigdeckApp(App):
     """
 
     TITLE = "rigdeck"
-    CSS_PATH = "app.tcss"
+    # Absolute, because Textual resolves a relative one against the module
+    # of the subclass (the demo subclasses this app in console/demo).
+    CSS_PATH = Path(__file__).parent / "app.tcss"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
         Binding("colon", "command_mode", "Command", key_display=":", id="command"),

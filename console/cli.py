@@ -120,13 +120,29 @@ def configure_logging(log_file: Path | None) -> None:
 @click.option(
     "--keep", is_flag=True, help="Keep the demo's temporary directory on exit."
 )
-def demo(keep: bool) -> None:
-    """Start a local agent and open the console on it as an approver.
+@click.option(
+    "--headless",
+    is_flag=True,
+    help="Run the whole loop without the console, approving with the demo "
+    "approver token; print each stage and a summary, exit 0 only if every "
+    "stage completed.",
+)
+def demo(keep: bool, headless: bool) -> None:
+    """Start two local agents and open the console on them as an approver.
 
-    The agent runs examples/agent.toml in a temporary directory. A scripted
-    demo operator trains versions of shuttle and requests their releases;
-    notifications say when one waits for your approval.
+    Host A (examples/host-a.toml) trains shuttle on river's Shuttle data
+    and serves it; live traffic from held-out rows gets a sensor offset on
+    f1 part-way through; drift monitors catch it and retrain; you approve,
+    promote and roll back the new version. Host B (examples/host-b.toml)
+    serves phishing. Notifications say when a step waits for you. Both
+    agents and their files live in a temporary directory and stop when
+    you quit.
     """
+    if headless:
+        from console.demo import run_headless
+
+        logging.basicConfig(level=logging.WARNING)
+        sys.exit(run_headless(keep=keep))
     from console.demo import run_demo
 
     configure_logging(None)

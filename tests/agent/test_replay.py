@@ -150,6 +150,9 @@ def test_replay_sends_rows_labels_and_shift(agent_factory) -> None:
         "--shift",
         "f1:+2std@500",
     )
+    as_json = _replay(
+        "shuttle", "--source", "Shuttle", *common, "--limit", "600", "--json"
+    )
     unknown_model = _replay("nope", "--source", "Shuttle", "--rate", "10", "--url", url)
     unknown_source = _replay("shuttle", "--source", "Nowhere", *common)
     unknown_feature = _replay(
@@ -160,6 +163,14 @@ def test_replay_sends_rows_labels_and_shift(agent_factory) -> None:
     windows = [line for line in clean.stdout.splitlines() if line.startswith("rows")]
     assert [line.split()[1] for line in windows] == ["500", "1000"]
     assert all("versions v1:500" in line for line in windows)
+    assert as_json.returncode == 0, as_json.stderr
+    lines = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [(line["rows_sent"], line["rows"]) for line in lines] == [
+        (500, 500),
+        (600, 100),
+    ]
+    assert [line["versions"] for line in lines] == [{"1": 500}, {"1": 100}]
+    assert all(line["error_rate"] == line["errors"] / line["rows"] for line in lines)
     assert shifted.returncode == 0, shifted.stderr
     assert "shift f1 +2 std from row 500" in shifted.stdout
     first, second = (

@@ -13,7 +13,7 @@ from training_helpers import REPO
 
 from store.artifacts import verify_manifest
 
-EXAMPLE = REPO / "examples" / "agent.toml"
+EXAMPLE = REPO / "examples" / "host-a.toml"
 
 
 @pytest.mark.slow
@@ -23,8 +23,10 @@ def test_example_config_trains_shuttle(tmp_path: Path):
     config = directory / "agent.toml"
     shutil.copy(EXAMPLE, config)
     text = config.read_text()
-    assert "port = 7070" in text
-    config.write_text(text.replace("port = 7070", "port = 0"))
+    for setting in ("port = 7070", "port = 8080", 'data_dir = "data-a"'):
+        assert setting in text
+    text = text.replace("port = 7070", "port = 0").replace("port = 8080", "port = 0")
+    config.write_text(text.replace('data_dir = "data-a"', 'data_dir = "data"'))
     agent = start_agent(config)
     try:
         operator = agent.client("operator")
@@ -43,9 +45,10 @@ def test_example_config_trains_shuttle(tmp_path: Path):
         assert version["metrics"]["accuracy"] >= 0.99
         assert version["metrics"]["recall"] >= 0.95
         assert version["metrics"]["positive_class"] == "1"
-        assert version["metrics"]["rows"] + version["metrics"]["train_rows"] == 49_097
+        # The example trains on the first 34,000 rows and holds out the rest.
+        assert version["metrics"]["rows"] + version["metrics"]["train_rows"] == 34_000
         assert version["gate_state"] == "passed"
-        assert version["lineage"]["data_rows"] == 49_097
+        assert version["lineage"]["data_rows"] == 34_000
         manifest = verify_manifest(version["artifact_path"])
         weights = Path(version["artifact_path"]) / "model.pt"
         assert (

@@ -1,0 +1,97 @@
+"""``rigdeck demo``: two local agents in a temporary directory, and the loop on them.
+
+``fleet`` starts the agents, ``loop`` runs the demo's stages over their
+HTTP APIs, ``replay`` sends them live traffic, ``people`` stands in for
+whoever approves. ``run_demo`` runs the loop under the console,
+``run_headless`` without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from console.config import AgentEntry
+from console.demo.fleet import EXAMPLE_PAIR, DemoAgent, DemoFleet
+
+__all__ = ["DemoAgent", "DemoFleet", "run_demo", "run_headless"]
+
+
+def run_demo(keep: bool = False) -> None:
+    """Start the two demo agents, open the console on them, clean up afterwards."""
+    from console.demo.loop import DemoLoop
+    from console.demo.people import WaitForUser
+
+    workdir = Path(tempfile.mkdtemp(prefix="rigdeck-demo-"))
+    fleet = DemoFleet(workdir)
+    loop = None
+    try:
+        fleet.start()
+        app = _demo_app(fleet.entries())
+        host_a, host_b = fleet.hosts()
+        loop = DemoLoop(host_a, host_b, WaitForUser(app.show), app.show)
+        app.loop = loop
+        app.run()
+    finally:
+        if loop is not None:
+            for replay in loop.replays:
+                replay.kill()
+        fleet.stop()
+        _clean_up(workdir, keep)
+
+
+def run_headless(keep: bool = False, examples: tuple[Path, Path] = EXAMPLE_PAIR) -> int:
+    """Run the demo loop with no UI; print each stage and the summary.
+
+    Returns:
+        0 when every stage completed, else 1.
+    """
+    from console.demo.loop import DemoLoop
+    from console.demo.people import ApproverBot
+
+    workdir = Path(tempfile.mkdtemp(prefix="rigdeck-demo-"))
+    started = time.monotonic()
+    fleet = DemoFleet(workdir, examples)
+
+    def say(message: str) -> None:
+        print(message, flush=True)
+
+    try:
+        say(f"Starting two agents in {workdir} ...")
+        fleet.start()
+        say(f"Agents up after {time.monotonic() - started:.1f} s.")
+        host_a, host_b = fleet.hosts()
+        summary = asyncio.run(DemoLoop(host_a, host_b, ApproverBot(), say).run())
+        for line in summary.lines():
+            say(line)
+        return 0 if summary.failure is None else 1
+    finally:
+        fleet.stop()
+        _clean_up(workdir, keep)
+
+
+def _clean_up(workdir: Path, keep: bool) -> None:
+    if keep:
+        print(f"Demo files kept in {workdir}", file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _demo_app(agents: list[AgentEntry]):
+    """Build the console with the demo loop running in one of its async workers."""
+    from console.app import RigdeckApp
+
+    class DemoApp(RigdeckApp):
+        loop = None
+
+        def show(self, message: str) -> None:
+            self.notify(message, timeout=20)
+
+        def on_ready(self) -> None:
+            self.run_worker(self.loop.run(), group="demo-loop", exit_on_error=False)
+
+    return DemoApp(agents)
