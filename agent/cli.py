@@ -255,6 +255,66 @@ def audit_verify(config_path: Path) -> None:
     click.echo(result.message)
 
 
+@cli.command("install-service")
+@_config_option
+@click.option(
+    "--user",
+    default=getpass.getuser,
+    show_default="the user running this command",
+    help="Account the service runs as (User=). It must exist and should own the "
+    "data directory. A dedicated system user is best.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the unit to this file (mode 0644), e.g. "
+    "/etc/systemd/system/rigdeck-agent.service, instead of printing it.",
+)
+@click.option("--force", is_flag=True, help="Replace the --output file if it exists.")
+def install_service(
+    config_path: Path, user: str, output: Path | None, force: bool
+) -> None:
+    """Print a systemd unit that runs this agent as a hardened service.
+
+    The unit runs the rigdeck-agent script of this Python environment with
+    the absolute path of --config, restarts it on failure, and makes the
+    file system read-only except the data directory, while the GPUs stay
+    reachable. Printing it needs no root; installing it does, for example:
+
+    \b
+    rigdeck-agent install-service --config /srv/rigdeck/agent.toml \\
+        --user rigdeck --output /etc/systemd/system/rigdeck-agent.service
+    systemctl daemon-reload && systemctl enable --now rigdeck-agent
+    """
+    from agent.config import load_config
+    from agent.service_unit import (
+        UNIT_NAME,
+        agent_executable,
+        build_unit,
+        write_unit,
+    )
+
+    try:
+        config = load_config(config_path)
+        unit, warnings = build_unit(config, user, agent_executable())
+        unit_name = output.name if output and output.suffix == ".service" else UNIT_NAME
+        text = unit.render(unit_name)
+        if output is not None:
+            write_unit(text, output, force)
+    except AgentError as error:
+        raise click.ClickException(f"{error}\nNo unit was written.") from error
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    click.echo(f"Wrote {output}. Enable it with:", err=True)
+    click.echo(
+        f"  systemctl daemon-reload && systemctl enable --now {unit_name}", err=True
+    )
+
+
 @cli.command()
 @click.argument("model")
 @click.option(
@@ -325,6 +385,13 @@ def audit_verify(config_path: Path) -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="File with a predict token, if the worker needs one.",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print each progress line as one JSON object (rows_sent, rows, errors, "
+    "error_rate, versions, elapsed_seconds), for scripts.",
+)
 def replay(
     model: str,
     source: str,
@@ -339,6 +406,7 @@ def replay(
     shift_texts: tuple[str, ...],
     window_rows: int,
     token_file: Path | None,
+    as_json: bool,
 ) -> None:
     """Send a data set to MODEL's serving endpoint, with feedback labels.
 
@@ -370,15 +438,23 @@ def replay(
         )
         source_rows = load_source(source, replayer.feature_names(), target)
         rows = shuffled(source_rows, None if seed == -1 else seed, skip_rows, limit)
+        say = (lambda text: None) if as_json else click.echo
         for shift in shifts:
             offset = rows.apply(shift, source_rows)
-            click.echo(f"shift {shift.describe()}: {offset:+.4g} added")
-        click.echo(
+            say(f"shift {shift.describe()}: {offset:+.4g} added")
+        say(
             f"replaying {len(rows.rows)} rows of {source} to {model} at "
             f"{base_url}, {rate_rows_per_second:g} rows/s"
         )
-        total = replayer.replay(rows, lambda line: click.echo(line))
-    click.echo(f"done {total.line(total.rows, 0.0).split('  elapsed')[0]}")
+
+        def emit(window, sent_rows: int, elapsed_seconds: float) -> None:
+            if as_json:
+                click.echo(json.dumps(window.to_json(sent_rows, elapsed_seconds)))
+            else:
+                click.echo(window.line(sent_rows, elapsed_seconds))
+
+        total = replayer.replay(rows, emit)
+    say(f"done {total.line(total.rows, 0.0).split('  elapsed')[0]}")
 
 
 def _check_positive(**values: float) -> None:
@@ -404,6 +480,9 @@ def _serving_url(config_path: Path) -> str:
 
 
 def main() -> None:
+    # Every command may create the store or files in the data directory
+    # (token create before the first run, for one): readable by this user only.
+    os.umask(0o077)
     try:
         cli(standalone_mode=True)
     except (AgentError, StoreError) as error:
