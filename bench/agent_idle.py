@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+from _results import Figure, report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RSS_TARGET_BYTES = 100 * 10**6
@@ -87,34 +88,26 @@ def _cpu_seconds(process: psutil.Process) -> float:
     return times.user + times.system
 
 
-def print_table(agent: Usage, baseline: Usage) -> bool:
-    """Print the figures and return whether every target was met."""
-    rows = [
-        (
-            "RSS, peak (MB)",
+def figures(agent: Usage, baseline: Usage) -> list[Figure]:
+    """Return the agent's figures against the bare interpreter's."""
+    return [
+        Figure(
+            "RSS, peak",
             agent.peak_rss_bytes / 1e6,
             baseline.peak_rss_bytes / 1e6,
-            "< 100",
+            "MB",
+            f"< {RSS_TARGET_BYTES / 1e6:g} MB",
             agent.peak_rss_bytes < RSS_TARGET_BYTES,
         ),
-        (
-            "CPU (% of one core)",
+        Figure(
+            "CPU",
             agent.cpu_percent,
             baseline.cpu_percent,
-            "< 1",
+            "% of one core",
+            f"< {CPU_TARGET_PERCENT:g} %",
             agent.cpu_percent < CPU_TARGET_PERCENT,
         ),
     ]
-    header = ("figure", "agent", "baseline", "ratio", "target", "result")
-    print(
-        f"{header[0]:<22}{header[1]:>10}{header[2]:>10}{header[3]:>8}"
-        f"{header[4]:>8}{header[5]:>8}"
-    )
-    for name, value, floor, target, met in rows:
-        ratio = f"{value / floor:.1f}x" if floor > 0 else "n/a"
-        result = "met" if met else "MISSED"
-        print(f"{name:<22}{value:>10.2f}{floor:>10.2f}{ratio:>8}{target:>8}{result:>8}")
-    return all(row[4] for row in rows)
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -170,7 +163,7 @@ def _measure_running(
     except psutil.NoSuchProcess:
         agent.wait()
         return _agent_died(agent, log_path)
-    return 0 if print_table(*usages) else 1
+    return report("agent_idle", figures(*usages))
 
 
 def _agent_died(agent: subprocess.Popen, log_path: Path) -> int:

@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import Figure, report
+
 REPO = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 1.05
 POLL_SECONDS = 0.02
@@ -189,6 +191,8 @@ def main() -> int:
     )
     parser.add_argument("--direct", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, not {args.repeat}.")
     if args.direct is not None:
         print(json.dumps(train_directly(args.direct)))
         return 0
@@ -207,20 +211,21 @@ def main() -> int:
 
     baseline = statistics.median(direct_seconds)
     figure = statistics.median(agent_seconds)
-    ratio = figure / baseline
     print(f"tabular-mlp on Shuttle (49,097 rows, {PARAMS}), {os.cpu_count()} CPUs")
     print(f"median of {args.repeat} runs of each kind")
     print(f"direct runs (s): {', '.join(f'{s:.2f}' for s in direct_seconds)}")
     print(f"agent runs (s):  {', '.join(f'{s:.2f}' for s in agent_seconds)}")
     accuracy, recall = metrics["accuracy"], metrics["recall"]
     print(f"held-out accuracy {accuracy:.4f}, anomaly recall {recall:.4f}")
-    print()
-    print(f"{'figure':<40} {'value':>8} {'baseline':>9} {'ratio':>7} {'target':>8}")
-    print(
-        f"{'wall time through the agent (s)':<40} {figure:>8.2f} {baseline:>9.2f} "
-        f"{ratio:>7.3f} {'< ' + format(TARGET_RATIO, '.2f'):>8}"
+    wall_time = Figure(
+        f"wall time through the agent, median of {args.repeat}",
+        figure,
+        baseline,
+        "s",
+        f"< {TARGET_RATIO:.2f}x",
+        figure / baseline < TARGET_RATIO,
     )
-    return 0 if ratio < TARGET_RATIO else 1
+    return report("training_overhead", [wall_time])
 
 
 if __name__ == "__main__":
