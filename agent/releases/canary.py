@@ -94,15 +94,17 @@ def _verdict(
 def _waiting(
     policy: ReleasePolicySection, canary: dict[str, Any], elapsed_seconds: float
 ) -> str | None:
-    if (
-        elapsed_seconds >= policy.window_seconds
-        and canary["requests"] >= policy.min_requests
-    ):
+    # Name only the conditions still unmet: "90 of 60 s" reads as a fault.
+    unmet = []
+    if elapsed_seconds < policy.window_seconds:
+        unmet.append(f"{elapsed_seconds:.0f} of {policy.window_seconds:.0f} s")
+    if canary["requests"] < policy.min_requests:
+        unmet.append(
+            f"{canary['requests']} of {policy.min_requests} logged canary requests"
+        )
+    if not unmet:
         return None
-    return (
-        f"Waiting: {elapsed_seconds:.0f} of {policy.window_seconds:.0f} s and "
-        f"{canary['requests']} of {policy.min_requests} logged canary requests."
-    )
+    return f"Waiting: {' and '.join(unmet)}."
 
 
 def _nonfinite(policy: ReleasePolicySection, canary: dict[str, Any]) -> Check:

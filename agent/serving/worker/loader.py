@@ -73,7 +73,7 @@ def load_version(version: dict[str, Any]) -> ServedVersion:
             f"load: {type(error).__name__}: {error}"
         ) from error
     classes = tuple(predictor.classes)
-    return ServedVersion(
+    served = ServedVersion(
         model=version["model"],
         number=version["number"],
         recipe=name,
@@ -82,6 +82,33 @@ def load_version(version: dict[str, Any]) -> ServedVersion:
         label_datatype="INT64" if all(_is_int(c) for c in classes) else "BYTES",
         predictor=predictor,
     )
+    _warm_up(served)
+    return served
+
+
+def _warm_up(served: ServedVersion) -> None:
+    """Run one inference before the version takes traffic.
+
+    torch's first forward pass allocates and dispatches lazily, so the first
+    request to a new version would be slower than the rest; a canary's
+    latency p95 over a few dozen requests would count it. A model that
+    cannot answer one row never takes traffic either.
+    """
+    row = np.zeros((1, served.feature_count), dtype=np.float32)
+    try:
+        output = served.predict(row)
+    except Exception as error:
+        raise LoadError(
+            f"Version {served.number} of model {served.model!r} loaded but failed "
+            f"its warm-up inference on one row of zeros: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    if output.shape != (1, len(served.classes)):
+        raise LoadError(
+            f"Version {served.number} of model {served.model!r} returned outputs of "
+            f"shape {list(output.shape)} for one row; expected "
+            f"[1, {len(served.classes)}], one probability per class."
+        )
 
 
 def _recipe_name(version: dict[str, Any]) -> str:

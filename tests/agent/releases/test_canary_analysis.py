@@ -36,11 +36,13 @@ POLICY = ReleasePolicySection(window_seconds=60, min_requests=100, min_labelled=
 def test_verdict_waits_for_window_and_requests():
     early = judge(POLICY, _stats(), _stats(), elapsed_seconds=30)
     few = judge(POLICY, _stats(), _stats(requests=40), elapsed_seconds=90)
+    both = judge(POLICY, _stats(), _stats(requests=40), elapsed_seconds=30)
 
     assert (early.decided, early.passed) == (False, None)
-    assert early.summary == "Waiting: 30 of 60 s and 100 of 100 logged canary requests."
+    assert early.summary == "Waiting: 30 of 60 s."
     assert (few.decided, few.passed) == (False, None)
-    assert few.summary == "Waiting: 90 of 60 s and 40 of 100 logged canary requests."
+    assert few.summary == "Waiting: 40 of 100 logged canary requests."
+    assert both.summary == "Waiting: 30 of 60 s and 40 of 100 logged canary requests."
 
 
 def test_nonfinite_outputs_fail_at_once():
