@@ -124,7 +124,13 @@ def _build_drift(context: AgentContext) -> tuple[Service, Service]:
     drift = DriftService(
         context.store,
         context.config,
-        retrain=lambda model: runs.fire(model, scheduled_at=None, trigger="drift"),
+        retrain=lambda model, reason: runs.fire(
+            model,
+            scheduled_at=None,
+            trigger="drift",
+            actor="drift-monitor",
+            reason=reason,
+        ),
         abort_canary=lambda model, reason: controller.abort_canary(
             model, "drift-monitor", reason
         ),

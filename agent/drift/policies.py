@@ -9,8 +9,9 @@ Both built-in policies act through callables the daemon passes in,
 because the training service and the release controller own the
 actions:
 
-- ``RetrainOnDrift`` calls ``retrain(model)``, which fires the model's
-  training job (``RunManager.fire`` with ``trigger="drift"``), at once or,
+- ``RetrainOnDrift`` calls ``retrain(model, reason)``, which fires the
+  model's training job (``RunManager.fire`` with ``trigger="drift"``, audited
+  with the reason), at once or,
   with ``retrain_min_labels``, once that many feedback labels have arrived
   after the event. The drift thread calls its ``poll`` for that.
 - ``AbortCanaryOnDrift`` calls ``abort_canary(model, reason)``
@@ -34,7 +35,8 @@ logger = logging.getLogger(__name__)
 # The settings table keeps the last drift-fired training time per model,
 # so that the cooldown applies across agent restarts.
 RETRAIN_SETTING_PREFIX = "drift.retrain_fired_at."
-# A retrain waiting for labels: {"event": id, "after_feedback_id": id, "since": ts}.
+# A retrain waiting for labels: {"event": id, "signal": name,
+# "after_feedback_id": id, "since": ts}.
 PENDING_SETTING_PREFIX = "drift.retrain_pending."
 
 
@@ -95,7 +97,8 @@ class RetrainOnDrift:
         store: the agent's store; the last fire time and a waiting retrain
             are kept in ``settings``.
         config: the agent configuration.
-        retrain: fires the training job of the model it is given.
+        retrain: fires the training job of the model it is given, with the
+            reason for the audit log.
         clock: Unix seconds.
     """
 
@@ -103,7 +106,7 @@ class RetrainOnDrift:
         self,
         store: Store,
         config: AgentConfig,
-        retrain: Callable[[str], Any],
+        retrain: Callable[[str, str], Any],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -140,7 +143,10 @@ class RetrainOnDrift:
         if model.monitoring.retrain_min_labels:
             self._wait_for_labels(event, model.monitoring.retrain_min_labels, now)
             return
-        self._fire(event.model, f"drift event {event.id} on {event.signal}")
+        self._fire(
+            event.model,
+            f"Drift event {event.id} on {event.signal} of version {event.version}.",
+        )
 
     def poll(self) -> None:
         """Fire each waiting retrain whose model has received enough labels."""
@@ -163,14 +169,20 @@ class RetrainOnDrift:
                 self._set(key, None)
                 self._fire(
                     name,
-                    f"drift event {pending['event']}, after {labels} feedback labels",
+                    f"Drift event {pending['event']} on {pending['signal']}, then "
+                    f"{labels} feedback labels of the traffic after it.",
                 )
 
     def _wait_for_labels(self, event: DriftEvent, labels: int, now: float) -> None:
         (after,) = self.store.db.conn.execute(
             "SELECT COALESCE(MAX(id), 0) FROM feedback"
         ).fetchone()
-        pending = {"event": event.id, "after_feedback_id": after, "since": now}
+        pending = {
+            "event": event.id,
+            "signal": event.signal,
+            "after_feedback_id": after,
+            "since": now,
+        }
         self._set(PENDING_SETTING_PREFIX + event.model, json.dumps(pending))
         logger.info(
             "drift event %s on %s: its training job fires once %s feedback labels "
@@ -181,10 +193,10 @@ class RetrainOnDrift:
         )
 
     def _fire(self, model: str, cause: str) -> None:
-        outcome = self.retrain(model)
+        outcome = self.retrain(model, cause)
         self._set(RETRAIN_SETTING_PREFIX + model, repr(self.clock()))
         logger.info(
-            "%s fired the training job of %s: %s",
+            "%s It fired the training job of %s: %s",
             cause,
             model,
             getattr(outcome, "outcome", outcome),

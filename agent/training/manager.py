@@ -184,12 +184,16 @@ class RunManager:
         trigger: str = "schedule",
         next_fire_at: float | None = None,
         update_next_fire: bool = False,
+        actor: str | None = None,
+        reason: str | None = None,
     ) -> job_rows.FireRecord:
         """Record one fire of a job; queue a run unless it is skipped or refused.
 
         The fire, the queued run and the job's next fire time are written
         in one transaction, so a crash cannot queue a run without recording
-        that the fire happened, nor the reverse.
+        that the fire happened, nor the reverse. With ``actor``, a queued
+        run also gets a ``job.trigger`` audit entry with ``reason``, in the
+        same transaction (the drift monitor fires this way).
         """
         model = self._model(job)
         with self.store.write() as db:
@@ -213,8 +217,21 @@ class RunManager:
                     message=refused.message,
                 )
             else:
-                run_id = self._queue(db, model, trigger=trigger, requested_by=None)
+                run_id = self._queue(db, model, trigger=trigger, requested_by=actor)
                 record = job_rows.FireRecord("started", run_id, f"{trigger} fire")
+                if actor is not None:
+                    audit.append_entry(
+                        db,
+                        actor=actor,
+                        action="job.trigger",
+                        target=f"job/{job}",
+                        reason=reason,
+                        after={
+                            "run_id": run_id,
+                            "state": RunState.QUEUED.value,
+                            "trigger": trigger,
+                        },
+                    )
             job_rows.record_fire(
                 db,
                 job,

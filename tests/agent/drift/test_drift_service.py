@@ -214,7 +214,7 @@ def test_canary_drift_alone_aborts_canary(
     retrained: list[str] = []
     service = service_factory(
         abort_canary=lambda model, reason: aborted.append((model, reason)) or {},
-        retrain=retrained.append,
+        retrain=lambda model, reason: retrained.append(model),
         monitoring={"retrain_on_drift": True},
     )
     features, labels = stream
@@ -288,7 +288,8 @@ def test_stable_drift_retrains_once_per_cooldown(
     deploy(store, stable=add_version(store, shuttle_reference))
     retrained: list[str] = []
     service = service_factory(
-        retrain=retrained.append, monitoring={"retrain_on_drift": True}
+        retrain=lambda model, reason: retrained.append(model),
+        monitoring={"retrain_on_drift": True},
     )
     features, labels = stream
     # The rows after the shift again, with f3 offset too: a second change.
@@ -310,11 +311,11 @@ def test_retrain_cooldown_survives_restart(tmp_path: Path, store: Store) -> None
     fired: list[str] = []
     event = DriftEvent(1, 1, MODEL, 1, "stable", "feature:f1", "adwin", 10, 0.0, {})
 
-    RetrainOnDrift(store, config, fired.append, clock=lambda: now[0]).on_drift(event)
+    RetrainOnDrift(store, config, _record(fired), clock=lambda: now[0]).on_drift(event)
     now[0] += 60
-    RetrainOnDrift(store, config, fired.append, clock=lambda: now[0]).on_drift(event)
+    RetrainOnDrift(store, config, _record(fired), clock=lambda: now[0]).on_drift(event)
     now[0] += 21_600
-    RetrainOnDrift(store, config, fired.append, clock=lambda: now[0]).on_drift(event)
+    RetrainOnDrift(store, config, _record(fired), clock=lambda: now[0]).on_drift(event)
 
     assert fired == [MODEL, MODEL]
 
@@ -473,6 +474,10 @@ def test_rows_that_are_not_sequences_are_invalid(
     assert f1.counts.accepted == 1
 
 
+def _record(fired: list[str]):
+    return lambda model, reason: fired.append(model)
+
+
 def _add_feedback(store: Store, count: int, model: str = MODEL) -> None:
     with store.write() as db:
         for _ in range(count):
@@ -489,10 +494,12 @@ def test_retrain_waits_for_feedback_labels(tmp_path: Path, store: Store) -> None
         monitoring={"retrain_on_drift": True, "retrain_min_labels": 50},
         dataset={"include_feedback": True},
     )
-    fired: list[str] = []
+    fired: list[tuple[str, str]] = []
     event = DriftEvent(1, 1, MODEL, 1, "stable", "feature:f1", "adwin", 10, 0.0, {})
     _add_feedback(store, 30)  # labels from before the change do not count
-    policy = RetrainOnDrift(store, config, fired.append)
+    policy = RetrainOnDrift(
+        store, config, lambda model, reason: fired.append((model, reason))
+    )
 
     policy.on_drift(event)
     _add_feedback(store, 49)
@@ -503,10 +510,20 @@ def test_retrain_waits_for_feedback_labels(tmp_path: Path, store: Store) -> None
     # survives a restart (a new policy object on the same store).
     policy.on_drift(event)
     _add_feedback(store, 1)
-    RetrainOnDrift(store, config, fired.append).poll()
-    RetrainOnDrift(store, config, fired.append).poll()
+    RetrainOnDrift(
+        store, config, lambda model, reason: fired.append((model, reason))
+    ).poll()
+    RetrainOnDrift(
+        store, config, lambda model, reason: fired.append((model, reason))
+    ).poll()
 
-    assert fired == [MODEL]
+    assert fired == [
+        (
+            MODEL,
+            "Drift event 1 on feature:f1, then 50 feedback labels of the traffic "
+            "after it.",
+        )
+    ]
 
 
 def test_retrain_min_labels_needs_feedback_in_the_data(tmp_path: Path) -> None:

@@ -354,3 +354,28 @@ def test_lost_gpu_fails_its_run(harness):
         "The run was ended because GPU 0 assigned to the run is lost or unreadable."
     )
     assert not group_exists(running["pgid"])
+
+
+def test_drift_fire_is_audited_with_reason(harness):
+    built = harness(model_toml("drifty", "slow"))
+
+    record = built.runs.fire(
+        "drifty",
+        scheduled_at=None,
+        trigger="drift",
+        actor="drift-monitor",
+        reason="Drift event 4 on feature:f1 of version 1.",
+    )
+
+    assert record.outcome == "started"
+    run = run_rows.get_run(built.store.db, record.run_id)
+    assert run["trigger"] == "drift"
+    assert run["requested_by"] == "drift-monitor"
+    entries = [
+        e for e in audit.list_entries(built.store.db) if e["action"] == "job.trigger"
+    ]
+    assert len(entries) == 1
+    assert entries[0]["actor"] == "drift-monitor"
+    assert entries[0]["target"] == "job/drifty"
+    assert entries[0]["reason"] == "Drift event 4 on feature:f1 of version 1."
+    built.runs.cancel(record.run_id, actor="test")
