@@ -1,8 +1,8 @@
 """``rigdeck demo``: two local agents in a temporary directory, and the loop on them.
 
 ``fleet`` starts the agents, ``loop`` runs the demo's stages over their
-HTTP APIs, ``replay`` sends them live traffic, ``people`` stands in for
-whoever approves. ``run_demo`` runs the loop under the console,
+HTTP APIs, ``replay`` sends them live traffic, and ``people`` acts for
+the approver. ``run_demo`` runs the loop under the console,
 ``run_headless`` without it.
 """
 
@@ -33,7 +33,7 @@ def run_demo(keep: bool = False) -> None:
         fleet.start()
         app = _demo_app(fleet.entries())
         host_a, host_b = fleet.hosts()
-        loop = DemoLoop(host_a, host_b, WaitForUser(app.show), app.show)
+        loop = DemoLoop(host_a, host_b, WaitForUser(app.show), app.show, console=True)
         app.loop = loop
         app.run()
     finally:
@@ -41,6 +41,7 @@ def run_demo(keep: bool = False) -> None:
             for replay in loop.replays:
                 replay.kill()
         fleet.stop()
+        print("Stopped the demo agents.", file=sys.stderr)
         _clean_up(workdir, keep)
 
 

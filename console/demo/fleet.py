@@ -27,6 +27,7 @@ EXAMPLE_PAIR = (EXAMPLES / "host-a.toml", EXAMPLES / "host-b.toml")
 START_TIMEOUT_SECONDS = 60.0
 # A short canary, so that the demo's release finishes while you watch.
 CANARY_WINDOW_SECONDS = 15
+CANARY_MIN_REQUESTS = 30
 
 
 class DemoAgent:
@@ -57,7 +58,9 @@ class DemoAgent:
         text = _set_key(
             text, "models.release", "window_seconds", str(CANARY_WINDOW_SECONDS)
         )
-        text = _set_key(text, "models.release", "min_requests", "1")
+        text = _set_key(
+            text, "models.release", "min_requests", str(CANARY_MIN_REQUESTS)
+        )
         self.config.write_text(text)
         model = tomllib.loads(text)["models"][0]
         self.model = model["name"]
@@ -198,7 +201,7 @@ class DemoFleet:
         ]
 
     def entries(self) -> list[AgentEntry]:
-        """The console's view of the fleet: each agent with the approver token."""
+        """Return the console's agent entries, each with the approver token."""
         return [
             AgentEntry(
                 name=agent.name,

@@ -1,7 +1,7 @@
 """The loop ``rigdeck demo`` runs on two local agents, with or without the UI.
 
-Host A serves ``shuttle``. Version 1 is trained, released and goes live;
-the replayer sends the held-out Shuttle rows with feedback labels; from
+Host A serves ``shuttle``. Version 1 is trained, released and goes live.
+The replayer sends the held-out Shuttle rows with feedback labels. From
 ``SHIFT_ROW`` on it adds one standard deviation to feature f1, a sensor
 offset that multiplies version 1's error rate. The drift monitors raise
 an event and an alert; retraining on drift (after
@@ -33,8 +33,8 @@ REPLAY_RATE = 150.0
 SHIFT_FEATURE = "f1"
 SHIFT_STD = 1.0
 SHIFT_ROW = 3000
-# Rows answered by version 2 after its promotion that the error rate after
-# the promotion is measured on.
+# Rows served by version 2 after its promotion, over which the error rate
+# after the promotion is measured.
 AFTER_PROMOTION_ROWS = 1500
 FINAL_STATES = {"succeeded", "failed", "cancelled", "timed_out", "interrupted"}
 
@@ -49,7 +49,7 @@ class Stage:
 
 @dataclass
 class Summary:
-    """What the demo measured, printed at the end of the headless demo."""
+    """The stages and figures of one demo run, printed by the headless demo."""
 
     stages: list[Stage] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
@@ -59,7 +59,7 @@ class Summary:
         out = ["", "Stages (seconds since the start):"]
         for stage in self.stages:
             out.append(
-                f"  {stage.seconds:6.1f}  {stage.host:<7} {stage.name:<26} "
+                f"  {stage.seconds:6.1f}  {stage.host:<12} {stage.name:<26} "
                 f"{stage.detail}"
             )
         out.append("")
@@ -83,7 +83,8 @@ class DemoLoop:
         host_b: the phishing agent; trained, released and served.
         person: approves, promotes and rolls back.
         notify: shows one message to the user (a line or a notification).
-        roll_forward: after the rollback, release version 2 again.
+        console: the user watches in the console, so messages name its
+            screens.
     """
 
     def __init__(
@@ -92,17 +93,19 @@ class DemoLoop:
         host_b: DemoHost,
         person: Person,
         notify: Callable[[str], None],
+        console: bool = False,
     ) -> None:
         self.host_a = host_a
         self.host_b = host_b
         self.person = person
         self.notify = notify
+        self.console = console
         self.summary = Summary()
         self.replays: list[Replay] = []
         self._started = time.monotonic()
 
     async def run(self) -> Summary:
-        """Run every stage; the summary says which completed and what they measured."""
+        """Run every stage; return the stages that completed and their figures."""
         self._started = time.monotonic()
         try:
             await asyncio.gather(self._host_a(), self._host_b())
@@ -128,7 +131,8 @@ class DemoLoop:
         self.notify(
             f"{host.name}: version 1 is live. The replayer sends held-out Shuttle "
             f"rows with labels; at row {SHIFT_ROW} it adds {SHIFT_STD:g} standard "
-            f"deviation to {SHIFT_FEATURE}. Type :drift to watch the monitors."
+            f"deviation to {SHIFT_FEATURE}."
+            + self._hint(" Type :drift to watch the monitors.")
         )
         before = await self._error_before_shift(host, replay)
         await self._detect_drift(host)
@@ -140,7 +144,7 @@ class DemoLoop:
 
     async def _error_before_shift(self, host: DemoHost, replay: Replay) -> float:
         await self._until(
-            lambda: replay.rows_sent() >= SHIFT_ROW + REPLAY_WINDOW_ROWS,
+            lambda: _alive(replay).rows_sent() >= SHIFT_ROW + REPLAY_WINDOW_ROWS,
             f"{SHIFT_ROW} rows of live traffic",
         )
         rate, rows = error_rate([w for w in replay.windows if w.rows_sent <= SHIFT_ROW])
@@ -196,7 +200,7 @@ class DemoLoop:
             )
 
     async def _release_second(self, host: DemoHost) -> None:
-        release = await self._request(host, 2)
+        release = await self._request(host, 2, "demo: version 2, retrained on drift")
         await self.person.approve(host, release)
         release = await self._wait_release(host, release, {"canary"})
         self._stage(host, "version 2 canary", f"release {release['id']} approved")
@@ -269,7 +273,7 @@ class DemoLoop:
             )
             self.notify(
                 f"{host.name}: training version {number} of {host.model} (run "
-                f"{run['id']}). Type :runs to watch it."
+                f"{run['id']}).{self._hint(' Type :runs to watch it.')}"
             )
             run = await self._wait_run(http, run["id"])
         version = await self._version(host, run)
@@ -386,7 +390,8 @@ class DemoLoop:
         run = await self._until_async(drift_run, "the training run fired by the drift")
         self.notify(
             f"{host.name}: the drift fired training run {run['id']} on data that "
-            "includes the labelled traffic after the change. Type :runs to watch it."
+            "includes the labelled traffic after the change."
+            f"{self._hint(' Type :runs to watch it.')}"
         )
         async with host.client(host.operator_token) as http:
             return await self._wait_run(http, run["id"])
@@ -407,10 +412,10 @@ class DemoLoop:
         rows: int = AFTER_PROMOTION_ROWS,
     ) -> list[Window]:
         def enough() -> list[Window] | None:
-            if not replay.running:
-                raise DemoFailed("the replay stopped; see replay.log")
             windows = [
-                w for w in replay.windows if w.received > since and w.only(version)
+                w
+                for w in _alive(replay).windows
+                if w.received > since and w.only(version)
             ]
             return windows if sum(w.rows for w in windows) >= rows else None
 
@@ -438,6 +443,9 @@ class DemoLoop:
         self.summary.stages.append(stage)
         self.notify(f"{stage.seconds:6.1f} s  {host.name}: {name}: {detail}")
 
+    def _hint(self, text: str) -> str:
+        return text if self.console else ""
+
     def _elapsed(self) -> float:
         return time.monotonic() - self._started
 
@@ -460,6 +468,14 @@ class DemoLoop:
                 return value
             await asyncio.sleep(POLL_SECONDS)
         raise DemoFailed(f"gave up waiting for {what} after {timeout:.0f} s")
+
+
+def _alive(replay: Replay) -> Replay:
+    if not replay.running:
+        raise DemoFailed(
+            f"the replay to {replay.host.name} stopped; see {replay.log_path}"
+        )
+    return replay
 
 
 def _metrics(version: dict) -> str:

@@ -1,9 +1,9 @@
 """Who acts in the demo: the hosts, and the person who approves and rolls back.
 
 Where a person acts (the approvals, the promotion, the rollback), a
-``Person`` stands in: the headless demo's ``ApproverBot`` acts at once
-with the demo approver token; the UI demo's ``WaitForUser`` says what to
-press and lets the loop wait until the user has done it in the console.
+``Person`` acts for them. The headless demo's ``ApproverBot`` acts at once
+with the demo approver token. The UI demo's ``WaitForUser`` shows what to
+press, and the loop waits until the user has done it in the console.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class DemoFailed(RuntimeError):
 
 @dataclass
 class DemoHost:
-    """One demo agent as the loop sees it."""
+    """One demo agent: its URLs, config, data set and tokens."""
 
     name: str
     model: str
@@ -43,7 +43,7 @@ class DemoHost:
 
 
 class Person(Protocol):
-    """Whoever approves, promotes and rolls back: a bot or the user."""
+    """The approver who approves, promotes and rolls back: a bot or the user."""
 
     async def approve(self, host: DemoHost, release: dict) -> None: ...
 
@@ -81,7 +81,7 @@ class ApproverBot:
 
 
 class WaitForUser:
-    """The UI demo's person: says what to press, the loop waits for it."""
+    """The UI demo's person: shows what to press, and the loop waits for it."""
 
     def __init__(self, notify: Callable[[str], None]) -> None:
         self.notify = notify

@@ -142,7 +142,9 @@ class DriftScreen(ConsoleScreen):
     ) -> Row:
         events = monitor_events(data, monitor)
         last = max((event.get("ts") or 0.0 for event in events), default=None)
-        count = (monitor.get("counts") or {}).get("detections", len(events))
+        # Drift events, not detections: a detection the z-test does not
+        # confirm raises no event, so counting those would disagree with LAST.
+        count = len(events)
         model = monitor.get("model") or NO_VALUE
         if monitor.get("role") == "canary":
             model += " ◇"
