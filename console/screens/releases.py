@@ -21,7 +21,7 @@ from console.widgets import ResourceTable, Row
 
 COLUMNS = ("AGENT", "ID", "MODEL", "VER", "STATE", "OK", "BY", "AGE", "REASON")
 RELEASE_STATES = {
-    "pending": ("?", "bold yellow"),
+    "pending": ("!", "bold yellow"),
     "approved": ("✓", "green"),
     "rejected": ("✕", "red"),
     "canary": ("◇", "bold cyan"),
@@ -57,9 +57,35 @@ def _milliseconds(seconds: float | None) -> str:
     return NO_VALUE if seconds is None else f"{seconds * 1000:.0f}ms"
 
 
-def state_text(state: str | None) -> Text:
+def state_text(state: str | None, live: bool = False) -> Text:
+    """Return a release's state; ``live`` marks the promoted one serving now."""
+    if live:
+        return Text("★ live", style="bold green")
+    if state == "promoted":
+        # Promoted once, but a later release or a rollback replaced it.
+        return Text("○ promoted", style="dim green")
     symbol, style = RELEASE_STATES.get(state or "", ("?", ""))
     return Text(f"{symbol} {state or 'unknown'}", style=style)
+
+
+def live_release_ids(data: Any) -> set[int]:
+    """Return the ids of the releases whose version each model serves as stable.
+
+    That is the newest promoted release of each model whose version is the
+    deployment's stable version.
+    """
+    live: set[int] = set()
+    seen: set[str] = set()
+    promoted = [r for r in data.releases or () if r.get("state") == "promoted"]
+    for release in sorted(promoted, key=lambda r: -(r.get("created_at") or 0.0)):
+        model = release.get("model") or ""
+        deployment = data.deployment(model)
+        if model in seen or deployment is None:
+            continue
+        if deployment.get("stable_version") == release.get("version"):
+            live.add(release["id"])
+            seen.add(model)
+    return live
 
 
 def approvals_of(release: dict[str, Any]) -> list[dict[str, Any]]:
@@ -189,19 +215,23 @@ class ReleasesScreen(ConsoleScreen):
 
     def refresh_view(self, agents: set[str] | None) -> None:
         now = self.rigdeck.clock()
-        releases = [
-            (client.name, release)
-            for client, data in self.clients()
-            for release in data.releases or ()
-        ]
+        releases = []
+        live: set[tuple[str, int]] = set()
+        for client, data in self.clients():
+            releases.extend((client.name, release) for release in data.releases or ())
+            live.update((client.name, id_) for id_ in live_release_ids(data))
         releases.sort(key=lambda pair: sort_key(pair[1]))
         self.set_rows_of(
-            "releases", [self._row(agent, r, now) for agent, r in releases]
+            "releases",
+            [
+                self._row(agent, r, now, (agent, r["id"]) in live)
+                for agent, r in releases
+            ],
         )
         self._show_details()
         super().refresh_view(agents)
 
-    def _row(self, agent: str, release: dict[str, Any], now: float) -> Row:
+    def _row(self, agent: str, release: dict[str, Any], now: float, live: bool) -> Row:
         created = release.get("created_at")
         return Row(
             row_key(agent, release["id"]),
@@ -210,7 +240,7 @@ class ReleasesScreen(ConsoleScreen):
                 str(release["id"]),
                 release.get("model") or NO_VALUE,
                 f"v{release.get('version')}",
-                state_text(release.get("state")),
+                state_text(release.get("state"), live),
                 approvals_text(release),
                 truncate(release.get("requested_by") or NO_VALUE, 10),
                 format_age(now - created) if created else NO_VALUE,

@@ -262,9 +262,9 @@ async def test_pending_releases_of_all_agents_come_first(tmp_path: Path):
 
         states = [table.cell_text(key, "STATE") for key in table.shown_keys]
 
-        assert states[0] == "? pending"
+        assert states[0] == "! pending"
         assert states[1:3] == ["◇ canary", "◇ canary"]
-        assert "? pending" not in states[1:]
+        assert "! pending" not in states[1:]
 
 
 async def test_request_release_from_models(tmp_path: Path):
