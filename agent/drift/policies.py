@@ -35,9 +35,12 @@ logger = logging.getLogger(__name__)
 # The settings table keeps the last drift-fired training time per model,
 # so that the cooldown applies across agent restarts.
 RETRAIN_SETTING_PREFIX = "drift.retrain_fired_at."
-# A retrain waiting for labels: {"event": id, "signal": name,
-# "after_feedback_id": id, "since": ts}.
+# A retrain waiting to start: {"event": id, "signal": name, "version": n,
+# "after_feedback_id": id, "since": ts, "retry_at": ts}.
 PENDING_SETTING_PREFIX = "drift.retrain_pending."
+# Seconds before a retrain whose fire was skipped (another run of the model
+# was active) or failed is tried again.
+RETRY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,10 @@ class RetrainOnDrift:
     feedback labels of the model have arrived after the event: a run fired
     at the event would train on almost no rows of the changed traffic. The
     wait is kept in ``settings``, so it survives a restart, and further
-    events while it lasts are ignored.
+    events while it lasts are ignored. It ends only when a run is queued:
+    a fire skipped because another run of the model is active, or one that
+    failed, is tried again ``RETRY_SECONDS`` later, and the cooldown starts
+    with the run that was queued.
 
     Args:
         store: the agent's store; the last fire time and a waiting retrain
@@ -122,7 +128,7 @@ class RetrainOnDrift:
             return
         if self._pending(event.model) is not None:
             logger.info(
-                "drift event %s on %s: a retrain already waits for feedback labels",
+                "drift event %s on %s: a retrain already waits to start",
                 event.id,
                 event.model,
             )
@@ -140,13 +146,27 @@ class RetrainOnDrift:
                 cooldown,
             )
             return
+        (after,) = self.store.db.conn.execute(
+            "SELECT COALESCE(MAX(id), 0) FROM feedback"
+        ).fetchone()
+        pending = {
+            "event": event.id,
+            "signal": event.signal,
+            "version": event.version,
+            "after_feedback_id": after,
+            "since": now,
+            "retry_at": 0.0,
+        }
+        self._set(PENDING_SETTING_PREFIX + event.model, json.dumps(pending))
         if model.monitoring.retrain_min_labels:
-            self._wait_for_labels(event, model.monitoring.retrain_min_labels, now)
-            return
-        self._fire(
-            event.model,
-            f"Drift event {event.id} on {event.signal} of version {event.version}.",
-        )
+            logger.info(
+                "drift event %s on %s: its training job fires once %s feedback "
+                "labels have arrived",
+                event.id,
+                event.model,
+                model.monitoring.retrain_min_labels,
+            )
+        self._try(event.model, pending)
 
     def poll(self) -> None:
         """Fire each waiting retrain whose model has received enough labels."""
@@ -155,52 +175,67 @@ class RetrainOnDrift:
             (PENDING_SETTING_PREFIX + "%",),
         ).fetchall()
         for key, value in waiting:
-            name = key[len(PENDING_SETTING_PREFIX) :]
-            model = self.config.model(name)
-            pending = json.loads(value)
-            if model is None or not model.monitoring.retrain_on_drift:
-                self._set(key, None)
-                continue
-            (labels,) = self.store.db.conn.execute(
-                "SELECT COUNT(*) FROM feedback WHERE model = ? AND id > ?",
-                (name, pending["after_feedback_id"]),
-            ).fetchone()
-            if labels >= model.monitoring.retrain_min_labels:
-                self._set(key, None)
-                self._fire(
-                    name,
-                    f"Drift event {pending['event']} on {pending['signal']}, then "
-                    f"{labels} feedback labels of the traffic after it.",
-                )
+            self._try(key[len(PENDING_SETTING_PREFIX) :], json.loads(value))
 
-    def _wait_for_labels(self, event: DriftEvent, labels: int, now: float) -> None:
-        (after,) = self.store.db.conn.execute(
-            "SELECT COALESCE(MAX(id), 0) FROM feedback"
+    def _try(self, name: str, pending: dict[str, Any]) -> None:
+        """Fire a waiting retrain if it may start; keep it waiting if not.
+
+        It is cleared only once a run is queued, so a fire skipped because
+        another run of the model is active, or a failed one, is retried
+        after ``RETRY_SECONDS``.
+        """
+        key = PENDING_SETTING_PREFIX + name
+        model = self.config.model(name)
+        if model is None or not model.monitoring.retrain_on_drift:
+            logger.warning(
+                "dropped the retrain of %s that drift event %s started: the model "
+                "is no longer configured with retrain_on_drift = true",
+                name,
+                pending["event"],
+            )
+            self._set(key, None)
+            return
+        if self.clock() < pending.get("retry_at", 0.0):
+            return
+        (labels,) = self.store.db.conn.execute(
+            "SELECT COUNT(*) FROM feedback WHERE model = ? AND id > ?",
+            (name, pending["after_feedback_id"]),
         ).fetchone()
-        pending = {
-            "event": event.id,
-            "signal": event.signal,
-            "after_feedback_id": after,
-            "since": now,
-        }
-        self._set(PENDING_SETTING_PREFIX + event.model, json.dumps(pending))
-        logger.info(
-            "drift event %s on %s: its training job fires once %s feedback labels "
-            "have arrived",
-            event.id,
-            event.model,
-            labels,
-        )
-
-    def _fire(self, model: str, cause: str) -> None:
-        outcome = self.retrain(model, cause)
-        self._set(RETRAIN_SETTING_PREFIX + model, repr(self.clock()))
-        logger.info(
-            "%s It fired the training job of %s: %s",
-            cause,
-            model,
-            getattr(outcome, "outcome", outcome),
-        )
+        if labels < model.monitoring.retrain_min_labels:
+            return
+        cause = f"Drift event {pending['event']} on {pending['signal']}"
+        if model.monitoring.retrain_min_labels:
+            cause += f", then {labels} feedback labels of the traffic after it."
+        else:
+            cause += f" of version {pending.get('version', '?')}."
+        try:
+            outcome = self.retrain(name, cause)
+        except Exception:
+            logger.exception(
+                "%s Firing the training job of %s failed; retrying in %s s.",
+                cause,
+                name,
+                RETRY_SECONDS,
+            )
+            outcome = None
+        else:
+            # The daemon's retrain returns a FireRecord; a plain callable
+            # that returns nothing has started its run.
+            if getattr(outcome, "outcome", "started") == "started":
+                self._set(key, None)
+                self._set(RETRAIN_SETTING_PREFIX + name, repr(self.clock()))
+                logger.info("%s It fired the training job of %s.", cause, name)
+                return
+            logger.warning(
+                "%s The training job of %s did not start (%s: %s); retrying in %s s.",
+                cause,
+                name,
+                outcome.outcome,
+                getattr(outcome, "detail", ""),
+                RETRY_SECONDS,
+            )
+        pending["retry_at"] = self.clock() + RETRY_SECONDS
+        self._set(key, json.dumps(pending))
 
     def _pending(self, model: str) -> dict[str, Any] | None:
         value = self._setting(PENDING_SETTING_PREFIX + model)

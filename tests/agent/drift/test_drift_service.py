@@ -529,3 +529,62 @@ def test_retrain_waits_for_feedback_labels(tmp_path: Path, store: Store) -> None
 def test_retrain_min_labels_needs_feedback_in_the_data(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="include_feedback = true"):
         make_config(tmp_path, monitoring={"retrain_min_labels": 10})
+
+
+class SkippedFire:
+    outcome = "skipped"
+    detail = "run 2 of model shuttle was still running"
+
+
+def test_skipped_retrain_is_retried_not_lost(tmp_path: Path, store: Store) -> None:
+    config = make_config(
+        tmp_path,
+        monitoring={"retrain_on_drift": True, "retrain_min_labels": 10},
+        dataset={"include_feedback": True},
+    )
+    now = [1000.0]
+    answers = [SkippedFire(), RuntimeError("database is locked"), None]
+    fired: list[str] = []
+
+    def retrain(model: str, reason: str):
+        fired.append(model)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    policy = RetrainOnDrift(store, config, retrain, clock=lambda: now[0])
+    event = DriftEvent(1, 1, MODEL, 1, "stable", "feature:f1", "adwin", 10, 0.0, {})
+    policy.on_drift(event)
+    _add_feedback(store, 10)
+
+    policy.poll()  # skipped: another run is active
+    policy.poll()  # within the retry delay: not tried
+    now[0] += 31
+    policy.poll()  # raises: still kept
+    now[0] += 31
+    policy.poll()  # starts
+    now[0] += 31
+    policy.poll()  # nothing left to fire
+
+    assert fired == [MODEL, MODEL, MODEL]
+    rows = store.db.conn.execute("SELECT key FROM settings").fetchall()
+    assert [key for (key,) in rows] == [f"drift.retrain_fired_at.{MODEL}"]
+
+
+def test_retrain_of_unconfigured_model_is_dropped_and_logged(
+    tmp_path: Path, store: Store, caplog
+) -> None:
+    waiting = make_config(
+        tmp_path,
+        monitoring={"retrain_on_drift": True, "retrain_min_labels": 10},
+        dataset={"include_feedback": True},
+    )
+    event = DriftEvent(7, 1, MODEL, 1, "stable", "feature:f1", "adwin", 10, 0.0, {})
+    RetrainOnDrift(store, waiting, _record([])).on_drift(event)
+    turned_off = make_config(tmp_path, monitoring={"retrain_on_drift": False})
+
+    RetrainOnDrift(store, turned_off, _record([])).poll()
+
+    assert store.db.conn.execute("SELECT COUNT(*) FROM settings").fetchone() == (0,)
+    assert "dropped the retrain of shuttle that drift event 7 started" in caplog.text
