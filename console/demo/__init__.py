@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -19,6 +20,8 @@ from console.config import AgentEntry
 from console.demo.fleet import EXAMPLE_PAIR, DemoAgent, DemoFleet
 
 __all__ = ["DemoAgent", "DemoFleet", "run_demo", "run_headless"]
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def run_demo(keep: bool = False) -> None:
@@ -48,31 +51,52 @@ def run_demo(keep: bool = False) -> None:
 def run_headless(keep: bool = False, examples: tuple[Path, Path] = EXAMPLE_PAIR) -> int:
     """Run the demo loop with no UI; print each stage and the summary.
 
+    SIGTERM and SIGHUP stop it as Ctrl-C does: the agents are stopped and
+    the directory removed. A failed demo keeps its directory for its logs.
+
     Returns:
-        0 when every stage completed, else 1.
+        0 when every stage completed, else 1; 130 when interrupted.
     """
     from console.demo.loop import DemoLoop
     from console.demo.people import ApproverBot
 
-    workdir = Path(tempfile.mkdtemp(prefix="rigdeck-demo-"))
     started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="rigdeck-demo-"))
     fleet = DemoFleet(workdir, examples)
+    status = 1
 
     def say(message: str) -> None:
         print(message, flush=True)
 
+    previous = {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS}
     try:
         say(f"Starting two agents in {workdir} ...")
         fleet.start()
-        say(f"Agents up after {time.monotonic() - started:.1f} s.")
+        say(f"{time.monotonic() - started:6.1f} s  agents up")
         host_a, host_b = fleet.hosts()
-        summary = asyncio.run(DemoLoop(host_a, host_b, ApproverBot(), say).run())
+        loop = DemoLoop(host_a, host_b, ApproverBot(), say, started=started)
+        summary = asyncio.run(loop.run())
         for line in summary.lines():
             say(line)
-        return 0 if summary.failure is None else 1
+        status = 0 if summary.failure is None else 1
+    except KeyboardInterrupt:
+        say("Interrupted.")
+        status = 130
     finally:
+        # A second Ctrl-C while the agents stop would leave one running.
+        for sig in (*STOP_SIGNALS, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        say("Stopping the demo agents ...")
         fleet.stop()
-        _clean_up(workdir, keep)
+        _clean_up(workdir, keep or status == 1)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return status
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _clean_up(workdir: Path, keep: bool) -> None:

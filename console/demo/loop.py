@@ -85,6 +85,8 @@ class DemoLoop:
         notify: shows one message to the user (a line or a notification).
         console: the user watches in the console, so messages name its
             screens.
+        started: ``time.monotonic()`` when the demo started, which stage
+            times count from; default now.
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class DemoLoop:
         person: Person,
         notify: Callable[[str], None],
         console: bool = False,
+        started: float | None = None,
     ) -> None:
         self.host_a = host_a
         self.host_b = host_b
@@ -102,11 +105,10 @@ class DemoLoop:
         self.console = console
         self.summary = Summary()
         self.replays: list[Replay] = []
-        self._started = time.monotonic()
+        self._started = time.monotonic() if started is None else started
 
     async def run(self) -> Summary:
         """Run every stage; return the stages that completed and their figures."""
-        self._started = time.monotonic()
         try:
             await asyncio.gather(self._host_a(), self._host_b())
             await self._verify_audit()
@@ -144,7 +146,7 @@ class DemoLoop:
 
     async def _error_before_shift(self, host: DemoHost, replay: Replay) -> float:
         await self._until(
-            lambda: _alive(replay).rows_sent() >= SHIFT_ROW + REPLAY_WINDOW_ROWS,
+            lambda: replay.rows_sent() >= SHIFT_ROW + REPLAY_WINDOW_ROWS,
             f"{SHIFT_ROW} rows of live traffic",
         )
         rate, rows = error_rate([w for w in replay.windows if w.rows_sent <= SHIFT_ROW])
@@ -413,9 +415,7 @@ class DemoLoop:
     ) -> list[Window]:
         def enough() -> list[Window] | None:
             windows = [
-                w
-                for w in _alive(replay).windows
-                if w.received > since and w.only(version)
+                w for w in replay.windows if w.received > since and w.only(version)
             ]
             return windows if sum(w.rows for w in windows) >= rows else None
 
@@ -443,6 +443,16 @@ class DemoLoop:
         self.summary.stages.append(stage)
         self.notify(f"{stage.seconds:6.1f} s  {host.name}: {name}: {detail}")
 
+    def _check_processes(self) -> None:
+        """Fail at once when an agent or a replay is gone, naming it."""
+        for host in (self.host_a, self.host_b):
+            gone = host.exited()
+            if gone:
+                raise DemoFailed(gone)
+        for replay in self.replays:
+            if replay.failure:
+                raise DemoFailed(replay.failure)
+
     def _hint(self, text: str) -> str:
         return text if self.console else ""
 
@@ -463,19 +473,12 @@ class DemoLoop:
     ) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self._check_processes()
             value = await check()
             if value:
                 return value
             await asyncio.sleep(POLL_SECONDS)
         raise DemoFailed(f"gave up waiting for {what} after {timeout:.0f} s")
-
-
-def _alive(replay: Replay) -> Replay:
-    if not replay.running:
-        raise DemoFailed(
-            f"the replay to {replay.host.name} stopped; see {replay.log_path}"
-        )
-    return replay
 
 
 def _metrics(version: dict) -> str:

@@ -33,6 +33,8 @@ class DemoHost:
     held_out_from: int
     operator_token: str
     approver_token: str
+    # Returns why the host's agent is gone, or None while it runs.
+    exited: Callable[[], str | None] = lambda: None
 
     def client(self, token: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(

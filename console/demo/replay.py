@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from console.demo.fleet import stop_with_parent
 from console.demo.people import DemoHost
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Replay:
         self.shift = shift
         self.windows: list[Window] = []
         self.rounds = 0
+        self.failure: str | None = None
         self.log_path = host.workdir / "replay.log"
         self._task: asyncio.Task | None = None
         self._process: asyncio.subprocess.Process | None = None
@@ -85,6 +87,7 @@ class Replay:
                     *self._command(shift),
                     stdout=asyncio.subprocess.PIPE,
                     stderr=log,
+                    preexec_fn=stop_with_parent,
                 )
                 offset = sum(window.rows for window in self.windows)
                 assert self._process.stdout is not None
@@ -103,9 +106,19 @@ class Replay:
                     )
                 code = await self._process.wait()
                 if code != 0:
-                    logger.warning("the replay of %s exited %s", self.host.name, code)
+                    self.failure = self._describe_failure(code)
+                    logger.warning("%s", self.failure)
                     return
                 self.rounds += 1
+
+    def _describe_failure(self, code: int) -> str:
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        errors = [line for line in lines if not line.startswith("{")]
+        last = errors[-1] if errors else "no message"
+        return (
+            f"the replay to {self.host.name} exited with {code}: {last} "
+            f"(log: {self.log_path})"
+        )
 
     def _command(self, shift: str | None) -> list[str]:
         command = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,7 @@ def test_headless_demo_completes_every_stage() -> None:
 
 
 @pytest.mark.slow
-def test_headless_demo_fails_and_says_why(tmp_path: Path, capsys) -> None:
+def test_headless_demo_fails_and_says_why(tmp_path: Path, capsys, monkeypatch) -> None:
     # A gate version 1 cannot pass: the loop stops at its release, exit 1.
     strict = tmp_path / "host-a.toml"
     text = (EXAMPLES / "host-a.toml").read_text()
@@ -83,6 +84,7 @@ def test_headless_demo_fails_and_says_why(tmp_path: Path, capsys) -> None:
         )
     )
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     status = run_headless(examples=(strict, EXAMPLES / "host-b.toml"))
 
     output = capsys.readouterr().out
@@ -90,6 +92,9 @@ def test_headless_demo_fails_and_says_why(tmp_path: Path, capsys) -> None:
     assert "FAILED: POST /api/v1/releases failed" in output
     assert "accuracy" in output
     assert "Every stage completed." not in output
+    # A failed demo keeps its directory, with the agents' logs in it.
+    (kept,) = tmp_path.glob("rigdeck-demo-*")
+    assert (kept / "host-a" / "agent.log").exists()
 
 
 def test_error_rate_over_windows() -> None:
