@@ -460,9 +460,11 @@ def replay(
 def _check_positive(**values: float) -> None:
     from agent.replay import ReplayError
 
+    # The parameter names that differ from their option's name.
+    options = {"rate_rows_per_second": "--rate", "window_rows": "--window"}
     for name, value in values.items():
         if not value > 0:
-            option = "--" + name.replace("_rows_per_second", "").replace("_", "-")
+            option = options.get(name, "--" + name.replace("_", "-"))
             raise ReplayError(f"{option} must be more than 0 (got {value}).")
 
 

@@ -9,6 +9,7 @@ alone, because CUDA and NVML need /dev/nvidia*.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import pwd
@@ -171,7 +172,12 @@ def write_unit(text: str, path: Path, force: bool) -> None:
             f"{path} is a directory; give the unit's file name, e.g. "
             f"{path / UNIT_NAME}."
         )
-    if path.exists() and not force:
+    if path.suffix != ".service":
+        raise ServiceUnitError(
+            f"{path.name} does not end in .service, so systemd would not load it "
+            f"as a unit; use e.g. {path.with_name(UNIT_NAME)}."
+        )
+    if (path.exists() or path.is_symlink()) and not force:
         raise ServiceUnitError(f"{path} exists; pass --force to replace it.")
     temporary = path.with_name(f".{path.name}.tmp")
     try:
@@ -183,7 +189,8 @@ def write_unit(text: str, path: Path, force: bool) -> None:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
         raise ServiceUnitError(
             f"Cannot write the unit to {path}: {error.strerror}. {_write_fix(error)}"
         ) from error

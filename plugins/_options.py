@@ -41,4 +41,7 @@ def check_type(
             if isinstance(expected, tuple)
             else expected.__name__
         )
-        raise PluginConfigError(f"{where}: {key} must be a {names} (got {value!r}).")
+        article = "an" if names[0] in "aeiou" else "a"
+        raise PluginConfigError(
+            f"{where}: {key} must be {article} {names} (got {value!r})."
+        )

@@ -85,9 +85,11 @@ class RiverDataset(Dataset):
         dataset = getattr(datasets, self.options["name"])()
         target = self.default_target()
         first_rows = self.options.get("first_rows")
+        count = 0
         for index, (x, y) in enumerate(dataset):
             if first_rows is not None and index >= first_rows:
                 return
+            count += 1
             if isinstance(y, dict):
                 raise DataError(
                     f"{self.describe()} has several targets per row ({', '.join(y)}); "
@@ -100,3 +102,9 @@ class RiverDataset(Dataset):
                     "target column."
                 )
             yield {**x, target: y}
+        if first_rows is not None and count < first_rows:
+            raise DataError(
+                f"{self.describe()}: first_rows is {first_rows}, but the data set "
+                f"has only {count} rows; lower first_rows so that rows are left "
+                "to hold out."
+            )

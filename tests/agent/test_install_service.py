@@ -172,6 +172,29 @@ def test_output_in_missing_directory(tmp_path: Path) -> None:
     assert "Create the directory first" in result.stderr
 
 
+def test_output_without_service_suffix(tmp_path: Path) -> None:
+    config = make_host(tmp_path / "host")
+    output = tmp_path / "rigdeck-agent.conf"
+
+    result = install("--config", str(config), "--output", str(output))
+
+    assert result.exit_code == 1
+    assert "does not end in .service" in result.stderr
+    assert not output.exists()
+
+
+def test_output_under_a_file_is_a_clean_error(tmp_path: Path) -> None:
+    config = make_host(tmp_path / "host")
+    (tmp_path / "afile").write_text("x")
+    output = tmp_path / "afile" / "rigdeck-agent.service"
+
+    result = install("--config", str(config), "--output", str(output))
+
+    assert result.exit_code == 1
+    assert "Cannot write the unit to" in result.stderr
+    assert "Traceback" not in result.output
+
+
 def test_unknown_user_is_rejected(tmp_path: Path) -> None:
     config = make_host(tmp_path / "host")
     output = tmp_path / "rigdeck-agent.service"

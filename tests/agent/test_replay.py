@@ -96,6 +96,7 @@ def test_invalid_shift_names_value(text: str) -> None:
         (["--rate", "0"], "--rate must be more than 0 (got 0.0)"),
         (["--rate", "10", "--batch-rows", "-1"], "--batch-rows must be more than 0"),
         (["--rate", "10", "--shift", "f1=3"], "Invalid shift 'f1=3'"),
+        (["--rate", "10", "--window", "0"], "--window must be more than 0 (got 0)"),
     ],
 )
 def test_bad_option_exits_1(args: list[str], message: str) -> None:

@@ -99,7 +99,7 @@ def test_detector_without_estimate_has_no_change_size() -> None:
     ("detector_class", "options", "expected"),
     [
         (Adwin, {"delta": 0}, "adwin detector: delta must be in (0.0, 1.0) (got 0)"),
-        (Adwin, {"clock": True}, "adwin detector: clock must be a int (got True)"),
+        (Adwin, {"clock": True}, "adwin detector: clock must be an int (got True)"),
         (Adwin, {"clock": 0}, "adwin detector: clock must be at least 1 (got 0)"),
         (Adwin, {"delta": float("nan")}, "adwin detector: delta must be finite"),
         (Adwin, {"window": 5}, "adwin detector: unknown option 'window'"),

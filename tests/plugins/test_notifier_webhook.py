@@ -130,7 +130,7 @@ def test_unanswered_request_times_out() -> None:
         ),
         (
             {"url": "http://h", "timeout_seconds": "5"},
-            "timeout_seconds must be a int or float",
+            "timeout_seconds must be an int or float",
         ),
         ({"url": "http://h", "headers": {"X": 1}}, "headers.X must be a string"),
         ({"url": "http://h", "retries": 3}, "unknown option 'retries'"),

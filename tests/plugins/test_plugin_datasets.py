@@ -200,10 +200,24 @@ def test_river_first_rows_holds_out_the_rest():
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [(1, "first_rows must be 2 or more"), ("100", "first_rows must be a int")],
+    [(1, "first_rows must be 2 or more"), ("100", "first_rows must be an int")],
 )
 def test_river_first_rows_bad_values(value, message):
     with pytest.raises(PluginConfigError, match=message):
         RiverDataset.validate_options(
             {"name": "Shuttle", "first_rows": value}, base_dir=Path(".")
+        )
+
+
+def test_river_first_rows_beyond_the_data_set():
+    options = RiverDataset.validate_options(
+        {"name": "Phishing", "first_rows": 5000}, base_dir=Path(".")
+    )
+    dataset = RiverDataset(options)
+
+    with pytest.raises(
+        DataError, match="first_rows is 5000, but the data set has only 1250"
+    ):
+        load_tabular(
+            dataset, features=None, target=dataset.default_target(), sensitive=None
         )

@@ -70,7 +70,7 @@ def test_threshold_options_are_checked():
         MetricThresholdGate.validate_options({"metric": "a", "min": 0.9, "max": 0.5})
     with pytest.raises(PluginConfigError, match="unknown option 'minimum'"):
         MetricThresholdGate.validate_options({"metric": "a", "minimum": 0.9})
-    with pytest.raises(PluginConfigError, match="min must be a int or float"):
+    with pytest.raises(PluginConfigError, match="min must be an int or float"):
         MetricThresholdGate.validate_options({"metric": "a", "min": "0.9"})
 
 

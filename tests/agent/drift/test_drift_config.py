@@ -53,7 +53,7 @@ INVALID = [
     (
         "integer option given a float",
         '[models.monitoring.features]\nplugin = "adwin"\noptions = { clock = 3.5 }\n',
-        "adwin detector: clock must be a int (got 3.5)",
+        "adwin detector: clock must be an int (got 3.5)",
     ),
     (
         "unknown detector",

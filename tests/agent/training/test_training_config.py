@@ -104,7 +104,7 @@ def test_third_party_plugins_are_listed(tmp_path: Path, fake_plugins: Path):
             "params = { validation_fraction = 1.0 }",
             "validation_fraction must be in (0.0, 1.0)",
         ),
-        ("params = { max_epochs = true }", "max_epochs must be a int (got True)"),
+        ("params = { max_epochs = true }", "max_epochs must be an int (got True)"),
     ],
 )
 def test_invalid_recipe_params(tmp_path: Path, fragment: str, expected: str):
