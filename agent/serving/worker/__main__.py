@@ -13,6 +13,7 @@ cannot be bound.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -83,7 +84,9 @@ def _run(spec: WorkerSpec, sock: socket.socket) -> None:
     log.start()
     try:
         router.start()
-        _serve(spec, sock, _build_app(spec, store, router, log, metrics))
+        app = _build_app(spec, store, router, log, metrics)
+        _freeze_startup_objects()
+        _serve(spec, sock, app)
     finally:
         router.stop()
         log.stop()
@@ -103,6 +106,16 @@ def _build_app(
     authorizer = Authorizer(spec.predict_token_sha256)
     api = build_api(store, router, metrics, recent, authorizer, spec.max_body_bytes)
     return WorkerApp(spec, router, log, metrics, recent, authorizer, api)
+
+
+def _freeze_startup_objects() -> None:
+    # Modules, torch, the app and the models loaded so far live as long as
+    # the worker. Freezing them keeps full garbage collections from walking
+    # them. With torch, FastAPI and the benchmark's model loaded, a full
+    # collection stopped the event loop for about 80 ms unfrozen and 7 ms
+    # frozen (the worker's app driven in one process on a 2-core VM).
+    gc.collect()
+    gc.freeze()
 
 
 def _count_swap(metrics: ServingMetrics, route: Route) -> None:

@@ -147,7 +147,7 @@ class WorkerApp:
             )
             self._check_repeated_id(name, request)
             version = str(served.number)
-            status, encoded, entry = self._predict(name, served, request, started)
+            status, encoded, entry = self._predict(name, served, request, body)
         except InferenceError as error:
             status, encoded = error.status, error_body(error.code, error.message)
         latency = time.perf_counter() - started
@@ -161,7 +161,7 @@ class WorkerApp:
         name: str,
         served: ServedVersion,
         request: protocol.InferRequest,
-        started: float,
+        body: bytes,
     ) -> tuple[int, bytes, LoggedRequest]:
         try:
             probabilities = served.predict(request.features)
@@ -174,7 +174,7 @@ class WorkerApp:
                 name,
                 request.request_id,
             )
-            entry = _entry(name, served, request, 500, None, None, [])
+            entry = _entry(name, served, request, body, 500)
             message = (
                 f"Version {served.number} of model {name!r} failed on this request: "
                 f"{type(error).__name__}. The worker log has the traceback."
@@ -192,7 +192,20 @@ class WorkerApp:
             self.metrics.nonfinite_rows.labels(name, str(served.number)).inc(
                 len(nonfinite)
             )
-        entry = _entry(name, served, request, 200, labels, probabilities, nonfinite)
+        # The log writer copies the probabilities from the response when it
+        # carries them, and gets the array only when the client left them out.
+        answered = "probabilities" in request.outputs
+        entry = _entry(
+            name,
+            served,
+            request,
+            body,
+            200,
+            labels=labels,
+            response_body=encoded if answered else None,
+            probabilities=None if answered else probabilities,
+            nonfinite=nonfinite,
+        )
         return 200, encoded, entry
 
     def _check_repeated_id(self, name: str, request: protocol.InferRequest) -> None:
@@ -207,8 +220,7 @@ class WorkerApp:
 
     def _record(self, entry: LoggedRequest) -> None:
         logged = self._random() < self.spec.log_sample_rate
-        rows = len(entry.features)
-        self.recent.remember(entry.model, entry.request_id, rows, logged)
+        self.recent.remember(entry.model, entry.request_id, entry.rows, logged)
         if logged:
             self.log.record(entry)
 
@@ -305,10 +317,13 @@ def _entry(
     name: str,
     served: ServedVersion,
     request: protocol.InferRequest,
+    body: bytes,
     status: int,
-    labels: list[Any] | None,
-    probabilities: Any,
-    nonfinite: list[int],
+    *,
+    labels: list[Any] | None = None,
+    response_body: bytes | None = None,
+    probabilities: Any = None,
+    nonfinite: list[int] | None = None,
 ) -> LoggedRequest:
     # The latency is filled in once the response is sent.
     return LoggedRequest(
@@ -318,10 +333,12 @@ def _entry(
         ts=time.time(),
         latency_seconds=0.0,
         status=status,
-        features=request.values,
+        rows=len(request.features),
+        request_body=body,
         labels=labels,
+        response_body=response_body,
         probabilities=probabilities,
-        nonfinite_rows=nonfinite,
+        nonfinite_rows=nonfinite or [],
     )
 
 

@@ -1,9 +1,9 @@
 """Logging of served requests to the store's ``predictions`` table.
 
-Turning a request into rows costs more than serving it: every feature
-and probability is formatted as JSON text, and SQLite binds every row.
-On a thread of the worker that work would hold the GIL the event loop
-needs, so it runs in a writer process (spawned, so it never loads torch).
+Turning a request into rows costs more than serving it: every row needs
+its features and outputs as JSON text, and SQLite binds every row. On a
+thread of the worker that work would hold the GIL the event loop needs,
+so it runs in a writer process (spawned, so it never loads torch).
 
 The worker's side stays on the event loop and uses no thread: requests
 are collected for up to ``BATCH_SECONDS`` or ``BATCH_REQUESTS``, pickled
@@ -14,6 +14,13 @@ never inference. The writer turns messages into rows (see
 ``store.predictions``) and writes them in one transaction every
 ``log_flush_seconds``. It exits after a last write when the pipe closes
 (the worker stopped or died) or on SIGTERM.
+
+The worker hands over the request and response bodies as bytes, not
+arrays. The writer parses them again with ``parse_float=str`` and
+``parse_int=str``, so each stored number is the text the client sent or
+the worker returned, and no float is formatted twice. For a 64-row
+request that halved the CPU time of building its rows, from about 250
+to 130 µs on a 2-core Xeon VM, because formatting floats was most of it.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import struct
 import time
 from typing import Any, NamedTuple
 
+from agent.serving.worker.protocol import FP32_FORMAT
 from store import Store, StoreBusyError
 from store import predictions as prediction_rows
 
@@ -60,11 +68,17 @@ class LoggedRequest(NamedTuple):
     ts: float
     latency_seconds: float
     status: int
-    # numpy arrays: features as sent (float64, rows x features), probabilities
-    # as computed (float32, rows x classes). An array pickles as one block
-    # where a list pickles number by number.
-    features: Any
+    rows: int
+    # The request body as received. The worker validated it, so its one input
+    # contains ``rows`` rows of numbers.
+    request_body: bytes
+    # The predicted label of each row (None for a non-finite row); None when
+    # the model failed.
     labels: list[Any] | None
+    # The response body when its outputs include ``probabilities``, else None.
+    response_body: bytes | None
+    # Without ``response_body`` on a 200: the probabilities as computed
+    # (float32, rows x classes), because the client asked for labels only.
     probabilities: Any
     nonfinite_rows: list[int]
 
@@ -242,7 +256,17 @@ class _RowWriter:
         self.failed_attempts = 0
 
     def add(self, entry: LoggedRequest) -> None:
-        self.pending.extend(rows_of(entry))
+        try:
+            self.pending.extend(rows_of(entry))
+        except (ValueError, KeyError, IndexError, TypeError, StopIteration):
+            # The worker validated both bodies, so this is a bug. Losing one
+            # request beats stopping the writer, which would lose them all.
+            logger.exception(
+                "request %s of model %s could not be turned into prediction rows; "
+                "it is not logged",
+                entry.request_id,
+                entry.model,
+            )
 
     def flush(self, final: bool = False) -> None:
         if not self.pending:
@@ -282,9 +306,9 @@ def _take_messages(buffer: bytearray, writer: _RowWriter) -> None:
 
 def rows_of(entry: LoggedRequest) -> list[tuple]:
     """Turn one request into ``predictions`` rows (``store.predictions`` columns)."""
-    count, columns = entry.features.shape
-    features = _split_rows(entry.features.ravel().tolist(), count, columns)
-    outputs = _outputs(entry, count)
+    count = entry.rows
+    features = _feature_texts(entry.request_body, count)
+    outputs = _output_texts(entry)
     nonfinite = set(entry.nonfinite_rows)
     return [
         (
@@ -303,28 +327,63 @@ def rows_of(entry: LoggedRequest) -> list[tuple]:
     ]
 
 
-def _split_rows(values: list[Any], count: int, columns: int) -> list[str]:
-    # One json.dumps call for the whole batch, then a split, is about a third
-    # cheaper than one call per row. Numbers never contain ', '.
-    numbers = json.dumps(values)[1:-1].split(", ")
+def _number_texts(body: bytes) -> Any:
+    # Every JSON number stays the text it was sent as, e.g. "0.25" or "3".
+    return json.loads(body, parse_float=str, parse_int=str)
+
+
+def _feature_texts(body: bytes, count: int) -> list[str]:
+    """Return each row's features as a JSON list, copied from the request body."""
+    data = _number_texts(body)["inputs"][0]["data"]
+    if data and type(data[0]) is list:
+        return ["[" + ", ".join(row) + "]" for row in data]
+    columns = len(data) // count
     return [
-        "[" + ", ".join(numbers[index * columns : (index + 1) * columns]) + "]"
+        "[" + ", ".join(data[index * columns : (index + 1) * columns]) + "]"
         for index in range(count)
     ]
 
 
-def _outputs(entry: LoggedRequest, count: int) -> list[str]:
-    if entry.labels is None or entry.probabilities is None:
-        return ["null"] * count
-    rows = entry.probabilities.tolist()
-    for index in entry.nonfinite_rows:
-        rows[index] = [value if math.isfinite(value) else None for value in rows[index]]
-    # As in _split_rows: one call, then split between the rows.
-    texts = json.dumps(rows)[2:-2].split("], [")
+def _output_texts(entry: LoggedRequest) -> list[str]:
+    """Return each row's ``{"label", "probabilities"}`` as JSON text."""
+    if entry.labels is None:
+        return ["null"] * entry.rows
+    if entry.response_body is not None:
+        probabilities = _answered_probabilities(entry.response_body)
+    else:
+        probabilities = _computed_probabilities(entry.probabilities)
     label_texts = {label: json.dumps(label) for label in set(entry.labels)}
     return [
-        f'{{"label": {label_texts[label]}, "probabilities": [{text}]}}'
-        for label, text in zip(entry.labels, texts, strict=True)
+        f'{{"label": {label_texts[label]}, "probabilities": {text}}}'
+        for label, text in zip(entry.labels, probabilities, strict=True)
+    ]
+
+
+def _answered_probabilities(response_body: bytes) -> list[str]:
+    """Return each row's probabilities as JSON text, copied from the response."""
+    output = next(
+        output
+        for output in _number_texts(response_body)["outputs"]
+        if output["name"] == "probabilities"
+    )
+    count, width = (int(size) for size in output["shape"])
+    # The response has null for a non-finite probability.
+    texts = ["null" if text is None else text for text in output["data"]]
+    return [
+        "[" + ", ".join(texts[index * width : (index + 1) * width]) + "]"
+        for index in range(count)
+    ]
+
+
+def _computed_probabilities(probabilities: Any) -> list[str]:
+    # The same text as the response would have had.
+    return [
+        "["
+        + ", ".join(
+            FP32_FORMAT % value if math.isfinite(value) else "null" for value in row
+        )
+        + "]"
+        for row in probabilities.tolist()
     ]
 
 
