@@ -135,7 +135,7 @@ def _build_drift(context: AgentContext) -> tuple[Service, Service]:
             model, "drift-monitor", reason
         ),
     )
-    context.serving.feed.subscribe(drift.on_predictions)
+    context.serving.feed.subscribe(drift.on_predictions, drift.on_skipped)
     context.drift = drift
     return drift, NotificationService(context.store, context.config)
 

@@ -182,6 +182,11 @@ class DriftService:
         ]
         self._admit(items)
 
+    def on_skipped(self, model: str, version: int, rows: int) -> None:
+        """Count rows the feed sampled out; they show as skipped on the monitors."""
+        with self._lock:
+            self._skipped[(model, version, _ROW)] += rows
+
     def _admit(self, items: list[tuple]) -> int:
         capacity = self.settings.queue_rows
         sample_from = capacity * self.settings.sample_above

@@ -536,6 +536,27 @@ class SkippedFire:
     detail = "run 2 of model shuttle was still running"
 
 
+def test_rows_the_feed_skipped_count_on_the_monitors(
+    store: Store, shuttle_reference, stream, service_factory
+) -> None:
+    deploy(store, stable=add_version(store, shuttle_reference))
+    service = service_factory()
+    features, labels = stream[0][:10], stream[1][:10]
+    for row, label in zip(features.tolist(), labels.tolist(), strict=True):
+        service.observe(MODEL, 1, row, label, role="stable")
+
+    service.on_skipped(MODEL, 1, 4321)
+    assert service.wait_idle(WAIT_SECONDS)
+    service.stop()
+
+    monitor_set = service.monitor_set(MODEL, "stable")
+    assert monitor_set.prediction.counts.skipped == 4321
+    assert all(m.counts.skipped == 4321 for m in monitor_set.features)
+    assert monitor_set.error.counts.skipped == 0
+    stored = drift_rows.load_monitors(store.db, MODEL, "stable")
+    assert stored["feature:f1"]["state"]["counts"]["skipped"] == 4321
+
+
 def test_skipped_retrain_is_retried_not_lost(tmp_path: Path, store: Store) -> None:
     config = make_config(
         tmp_path,
