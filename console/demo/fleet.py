@@ -35,6 +35,9 @@ CANARY_MIN_REQUESTS = 50
 # abort it at the default 5 ms slack. The demo allows 25 ms.
 CANARY_LATENCY_SLACK_SECONDS = 0.025
 PR_SET_PDEATHSIG = 1
+# Loaded here, not in the forked child: dlopen there could block on a lock
+# that another thread of the console held at the fork.
+_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 class DemoAgent:
@@ -180,8 +183,7 @@ def stop_with_parent() -> None:
     Runs in the child between fork and exec. Without it, a demo killed with
     SIGKILL (or by a test's timeout) leaves its agents running.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _set_key(text: str, section: str, key: str, value: str) -> str:
