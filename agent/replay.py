@@ -106,7 +106,7 @@ class Window:
     versions: Counter = field(default_factory=Counter)
 
     def to_json(self, sent_rows: int, elapsed_seconds: float) -> dict:
-        """The window as one JSON object, for ``--json`` output."""
+        """Return the window as one JSON object, for ``--json`` output."""
         return {
             "rows_sent": sent_rows,
             "rows": self.rows,

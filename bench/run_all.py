@@ -269,8 +269,8 @@ def write_markdown(path: Path, generated: str) -> None:
     lines = path.read_text().splitlines(keepends=True)
     for index, line in enumerate(lines):
         if line.strip() == MARKER:
-            kept = "".join(lines[: index + 1]).rstrip("\n")
-            path.write_text(f"{kept}\n\n{generated}")
+            intro = "".join(lines[: index + 1]).rstrip("\n")
+            path.write_text(f"{intro}\n\n{generated}")
             return
     raise ValueError(
         f"{path} has no line '{MARKER}'. Add one where the generated table "

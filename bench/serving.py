@@ -27,7 +27,7 @@ for single rows and for batches of 64, cycling through the same 1,024
 rows of uniform random features. For each batch size, rounds of the
 baseline and rigdeck alternate first; then the monitor process starts
 and rounds of the baseline and monitored rigdeck alternate, so that each
-comparison sees the same background load. Each monitored round's
+comparison runs under the same background load. Each monitored round's
 figures include the monitor process's CPU time until ``SETTLE_SECONDS``
 after the load stops, when it has caught up.
 
@@ -693,8 +693,8 @@ def _canary_share(
     """Return the canary's share of the responses in canary phases, and their count.
 
     A response counts when it completed inside a phase, after the worker
-    served the canary; requests that started just before the swap may
-    still have gone to stable alone, which biases the share down by a few
+    served the canary. Requests that started just before the swap may still
+    have gone to stable alone, so the share is biased down by a few
     requests in thousands.
     """
     canary = total = 0

@@ -131,9 +131,9 @@ def demo(keep: bool, headless: bool) -> None:
     """Start two local agents and open the console on them as an approver.
 
     Host A (examples/host-a.toml) trains shuttle on river's Shuttle data
-    and serves it; live traffic from held-out rows gets a sensor offset on
-    f1 part-way through; drift monitors catch it and retrain; you approve,
-    promote and roll back the new version. Host B (examples/host-b.toml)
+    and serves it. Live traffic from held-out rows gets a sensor offset on
+    f1 part-way through, so the drift monitors raise an event and retrain.
+    You approve, promote and roll back the new version. Host B (examples/host-b.toml)
     serves phishing. Notifications say when a step waits for you. Both
     agents and their files live in a temporary directory and stop when
     you quit.

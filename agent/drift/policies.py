@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from agent.config import AgentConfig
-from store import Store
+from store import Store, settings
 
 logger = logging.getLogger(__name__)
 
@@ -170,10 +170,7 @@ class RetrainOnDrift:
 
     def poll(self) -> None:
         """Fire each waiting retrain whose model has received enough labels."""
-        waiting = self.store.db.conn.execute(
-            "SELECT key, value FROM settings WHERE key LIKE ?",
-            (PENDING_SETTING_PREFIX + "%",),
-        ).fetchall()
+        waiting = settings.with_prefix(self.store.db, PENDING_SETTING_PREFIX)
         for key, value in waiting:
             self._try(key[len(PENDING_SETTING_PREFIX) :], json.loads(value))
 
@@ -222,8 +219,9 @@ class RetrainOnDrift:
             # The daemon's retrain returns a FireRecord; a plain callable
             # that returns nothing has started its run.
             if getattr(outcome, "outcome", "started") == "started":
-                self._set(key, None)
-                self._set(RETRAIN_SETTING_PREFIX + name, repr(self.clock()))
+                with self.store.write() as db:
+                    settings.delete(db, key)
+                    settings.put(db, RETRAIN_SETTING_PREFIX + name, repr(self.clock()))
                 logger.info("%s It fired the training job of %s.", cause, name)
                 return
             logger.warning(
@@ -242,21 +240,14 @@ class RetrainOnDrift:
         return None if value is None else json.loads(value)
 
     def _setting(self, key: str) -> str | None:
-        row = self.store.db.conn.execute(
-            "SELECT value FROM settings WHERE key = ?", (key,)
-        ).fetchone()
-        return row[0] if row else None
+        return settings.get(self.store.db, key)
 
     def _set(self, key: str, value: str | None) -> None:
         with self.store.write() as db:
             if value is None:
-                db.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+                settings.delete(db, key)
             else:
-                db.conn.execute(
-                    "INSERT INTO settings (key, value) VALUES (?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (key, value),
-                )
+                settings.put(db, key, value)
 
 
 class AbortCanaryOnDrift:

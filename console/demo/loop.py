@@ -444,11 +444,11 @@ class DemoLoop:
         self.notify(f"{stage.seconds:6.1f} s  {host.name}: {name}: {detail}")
 
     def _check_processes(self) -> None:
-        """Fail at once when an agent or a replay is gone, naming it."""
+        """Fail at once when an agent or a replay has exited, naming it."""
         for host in (self.host_a, self.host_b):
-            gone = host.exited()
-            if gone:
-                raise DemoFailed(gone)
+            reason = host.exited()
+            if reason:
+                raise DemoFailed(reason)
         for replay in self.replays:
             if replay.failure:
                 raise DemoFailed(replay.failure)

@@ -1,4 +1,4 @@
-"""Who acts in the demo: the hosts, and the person who approves and rolls back.
+"""The demo's hosts, and the person who approves, promotes and rolls back.
 
 Where a person acts (the approvals, the promotion, the rollback), a
 ``Person`` acts for them. The headless demo's ``ApproverBot`` acts at once

@@ -89,10 +89,10 @@ def load_version(version: dict[str, Any]) -> ServedVersion:
 def _warm_up(served: ServedVersion) -> None:
     """Run one inference before the version takes traffic.
 
-    torch's first forward pass allocates and dispatches lazily, so the first
-    request to a new version would be slower than the rest; a canary's
-    latency p95 over a few dozen requests would count it. A model that
-    cannot answer one row never takes traffic either.
+    The first forward pass of a freshly loaded torch model is usually slower
+    than later ones (lazy allocation), and a canary's latency p95 over a few
+    dozen requests would count it. A model that cannot answer one row
+    never takes traffic either.
     """
     row = np.zeros((1, served.feature_count), dtype=np.float32)
     try:

@@ -1,4 +1,4 @@
-"""A version must answer one row before it takes traffic."""
+"""A version must run one inference before it takes traffic."""
 
 from __future__ import annotations
 
