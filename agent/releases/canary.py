@@ -6,11 +6,17 @@ other two are judged once the canary has run for ``window_seconds`` and
 served ``min_requests`` logged requests: the error rate from feedback
 labels (when both sides have ``min_labelled`` labels) and the p95
 latency. A verdict is ``decided`` once it passes or fails.
+
+The controller judges a canary on every analysis pass. ``hold_decision``
+keeps the first decision, so that what people were notified of stays
+true, and later passes replace only the figures. A passed canary whose
+checks fail later becomes failed, so one that degrades after passing is
+still caught.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from agent.config import ReleasePolicySection
@@ -27,6 +33,31 @@ class Check:
 
 @dataclass(frozen=True)
 class Verdict:
+    """A canary's verdict: the decision and the figures it was judged on.
+
+    ``decided``, ``passed``, ``summary`` and ``decided_at`` are the decision.
+    Once ``hold_decision`` has stored one, they keep the values of the pass
+    that decided, until a failing check turns a passed verdict into a
+    failed one. The figures (``elapsed_seconds``, ``stable``, ``canary``
+    and ``checks``) are recomputed on every pass while the release is in
+    canary, also after the decision, and ``measured_at`` is the time of
+    that pass. So after a decision the figures can differ from the ones
+    that the summary quotes.
+
+    Attributes:
+        decided: True once the canary passed or failed.
+        passed: True or False once decided, None while waiting.
+        summary: one sentence on the decision, or on what the canary waits for.
+        elapsed_seconds: seconds from the canary's start to ``measured_at``.
+        stable: ``store.predictions.version_stats`` of the stable version
+            since the canary started.
+        canary: the same statistics of the canary version.
+        checks: the comparisons made on this pass.
+        decided_at: Unix seconds of the pass that decided; None while waiting.
+        measured_at: Unix seconds of the pass that computed the figures;
+            None on a verdict that ``judge`` returned and nothing stored.
+    """
+
     decided: bool
     passed: bool | None
     summary: str
@@ -34,6 +65,8 @@ class Verdict:
     stable: dict[str, Any]
     canary: dict[str, Any]
     checks: list[Check] = field(default_factory=list)
+    decided_at: float | None = None
+    measured_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,6 +102,46 @@ def judge(
         "logged requests."
     )
     return _verdict(True, True, summary, elapsed_seconds, stable, canary, checks)
+
+
+def hold_decision(
+    stored: dict[str, Any] | None, judged: Verdict, now: float
+) -> Verdict:
+    """Return the verdict to store after a pass at ``now`` (Unix seconds).
+
+    Args:
+        stored: the verdict the release stores from the last pass (its
+            ``as_dict()``), or None before the first pass.
+        judged: this pass's result of ``judge``.
+        now: the time of this pass; it becomes ``measured_at``, and
+            ``decided_at`` when this pass decides.
+
+    Returns:
+        ``judged`` under the stored decision, if there is one. The stored
+        decision is kept unless it passed and ``judged`` failed, because a
+        failure after passing replaces it, decided at ``now``. A failed
+        decision is kept even when later checks pass, so a canary that
+        failed never turns into a passed one. A stored verdict without
+        ``decided_at`` (from an agent before decisions were kept) counts as
+        undecided.
+    """
+    judged = replace(judged, measured_at=now)
+    has_decision = (
+        stored is not None
+        and stored.get("decided") is True
+        and stored.get("decided_at") is not None
+    )
+    if has_decision and not (stored["passed"] and judged.passed is False):
+        return replace(
+            judged,
+            decided=True,
+            passed=stored["passed"],
+            summary=stored["summary"],
+            decided_at=stored["decided_at"],
+        )
+    if judged.decided:
+        return replace(judged, decided_at=now)
+    return judged
 
 
 def _verdict(
@@ -113,8 +186,8 @@ def _nonfinite(policy: ReleasePolicySection, canary: dict[str, Any]) -> Check:
     return Check(
         "nonfinite_outputs",
         passed,
-        f"The canary produced {count} rows of non-finite outputs; the policy allows "
-        f"{policy.max_nonfinite_outputs}.",
+        f"The canary produced {_plural(count, 'row')} of non-finite outputs; "
+        f"the policy allows {policy.max_nonfinite_outputs}.",
     )
 
 
@@ -124,8 +197,8 @@ def _server_errors(policy: ReleasePolicySection, canary: dict[str, Any]) -> Chec
     return Check(
         "server_errors",
         passed,
-        f"The canary failed {count} requests inside the model; the policy allows "
-        f"{policy.max_server_errors}.",
+        f"The canary failed {_plural(count, 'request')} inside the model; "
+        f"the policy allows {policy.max_server_errors}.",
     )
 
 
@@ -169,3 +242,7 @@ def _latency(
         f"The canary's p95 latency is {canary_p95 * 1000:.2f} ms against "
         f"{stable_p95 * 1000:.2f} ms for stable (limit {limit * 1000:.2f} ms).",
     )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

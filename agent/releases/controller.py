@@ -225,18 +225,23 @@ class ReleaseController:
             reason = f"Version {number} cannot serve: {version['load_error']}"
             self.abort(release["id"], CONTROLLER_ACTOR, reason)
             return {"release_id": release["id"], "aborted": reason}
-        verdict = self._verdict(release)
+        now = self.clock()
+        judged = self._judge(release, now)
         with self.store.write() as db:
             current = checks.get_release(db, release["id"])
             if current["state"] != ReleaseState.CANARY:
                 return {"release_id": release["id"], "state": current["state"]}
-            release_rows.set_verdict(db, release["id"], verdict.as_dict())
+            stored = current["verdict"]
+            verdict = canary.hold_decision(stored, judged, now)
+            verdict_row = verdict.as_dict()
+            release_rows.set_verdict(db, release["id"], verdict_row)
             if verdict.decided:
-                current = self._act_on_verdict(db, current, verdict)
+                newly_decided = _decision(stored) != _decision(verdict_row)
+                current = self._act_on_verdict(db, current, verdict, newly_decided)
         self._changed(current)
-        return {"release_id": release["id"], **verdict.as_dict()}
+        return {"release_id": release["id"], **verdict_row}
 
-    def _verdict(self, release: dict[str, Any]) -> canary.Verdict:
+    def _judge(self, release: dict[str, Any], now: float) -> canary.Verdict:
         model, since = release["model"], release["canary_started_at"]
         deployment = deployment_rows.get_deployment(self.store.db, model)
         stable = prediction_rows.version_stats(
@@ -246,17 +251,32 @@ class ReleaseController:
             self.store.db, model, release["version"], since
         )
         policy = self.policy(model)
-        return canary.judge(policy, stable, canary_stats, self.clock() - since)
+        return canary.judge(policy, stable, canary_stats, now - since)
 
     def _act_on_verdict(
-        self, db: Any, release: dict[str, Any], verdict: canary.Verdict
+        self,
+        db: Any,
+        release: dict[str, Any],
+        verdict: canary.Verdict,
+        newly_decided: bool,
     ) -> dict[str, Any]:
+        if newly_decided:
+            logger.info(
+                "release %s (%s v%s): canary %s: %s",
+                release["id"],
+                release["model"],
+                release["version"],
+                "passed" if verdict.passed else "failed",
+                verdict.summary,
+            )
         policy = self.policy(release["model"])
         if verdict.passed and policy.auto_promote:
             return self._promote(db, release, CONTROLLER_ACTOR, verdict.summary)
         if not verdict.passed and policy.auto_abort:
             return self._abort(db, release, CONTROLLER_ACTOR, verdict.summary)
-        if not verdict.passed:
+        # One alert per failed decision: raising it on every analysis pass
+        # would open a new one right after someone acknowledged it.
+        if not verdict.passed and newly_decided:
             alerts.raise_alert(
                 db,
                 kind="canary_failed",
@@ -433,6 +453,12 @@ class ReleaseController:
             ReleaseState.ABORTED,
         ):
             self.on_deployment_change(release["model"])
+
+
+def _decision(verdict: dict[str, Any] | None) -> tuple[Any, Any]:
+    if verdict is None:
+        return (None, None)
+    return (verdict.get("passed"), verdict.get("decided_at"))
 
 
 def _deployment_state(row: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -107,3 +107,57 @@ def test_count_usable_one_version(store):
 
     assert prediction_rows.count_usable(store.db, 0, 6) == {("m", 1): 5}
     assert prediction_rows.count_usable(store.db, 5, 6) == {}
+
+
+@pytest.mark.parametrize("requests", [1, 2, 19, 20, 21, 100, 101])
+def test_version_stats_p95_is_nearest_rank(store, requests):
+    # Ten latencies from 1 to 10 ms, out of order and repeated. The slower
+    # rows below must not count: later rows of a batch, another version's
+    # row and a row before ``since``.
+    latencies = [0.001 * ((index * 7) % 10 + 1) for index in range(requests)]
+    rows = [
+        ("m", 1, f"q{index}", 0, 50.0, "[]", "null", latency, 200, 0)
+        for index, latency in enumerate(latencies)
+    ]
+    rows += [
+        ("m", 1, f"q0/{index}", index, 50.0, "[]", "null", 9.0, 200, 0)
+        for index in (1, 2)
+    ]
+    rows += [("m", 2, "other", 0, 50.0, "[]", "null", 8.0, 200, 0)]
+    rows += [("m", 1, "old", 0, 5.0, "[]", "null", 7.0, 200, 0)]
+    with store.write() as db:
+        prediction_rows.insert_predictions(db, rows)
+
+    stats = prediction_rows.version_stats(store.db, "m", 1, since=10.0)
+
+    rank = -(-95 * requests // 100)
+    assert stats["requests"] == requests
+    assert stats["latency_p95_seconds"] == sorted(latencies)[rank - 1]
+
+
+def test_version_stats_counts_window_and_labels(store):
+    rows = [
+        ("m", 1, "a", 0, 100.0, "[]", '{"label": 1}', 0.01, 200, 0),
+        ("m", 1, "b", 0, 100.0, "[]", '{"label": 0}', 0.01, 200, 0),
+        ("m", 1, "c", 0, 100.0, "[]", '{"label": null}', 0.01, 200, 1),
+        ("m", 1, "d", 0, 100.0, "[]", "null", 0.01, 500, 0),
+        ("m", 1, "old", 0, 10.0, "[]", '{"label": 0}', 0.01, 500, 0),
+        ("m", 2, "e", 0, 100.0, "[]", '{"label": 0}', 0.01, 200, 0),
+    ]
+    with store.write() as db:
+        prediction_rows.insert_predictions(db, rows)
+        labels = [("a", "1"), ("b", "1"), ("c", "1"), ("old", "1"), ("e", "1")]
+        prediction_rows.insert_feedback(db, "m", labels, 200.0)
+
+    stats = prediction_rows.version_stats(store.db, "m", 1, since=50.0)
+
+    assert stats == {
+        "requests": 4,
+        "rows": 4,
+        "server_errors": 1,
+        "nonfinite_rows": 1,
+        "latency_p95_seconds": 0.01,
+        "labelled": 3,
+        "label_errors": 2,
+        "error_rate": 2 / 3,
+    }

@@ -59,7 +59,7 @@ def test_server_errors_fail_at_once():
 
     assert (verdict.decided, verdict.passed) == (True, False)
     assert verdict.summary == (
-        "The canary failed 1 requests inside the model; the policy allows 0."
+        "The canary failed 1 request inside the model; the policy allows 0."
     )
 
 
@@ -276,3 +276,160 @@ def test_latency_p95_is_computed_per_request(releases):
     assert stats["requests"] == 20
     assert stats["rows"] == 83
     assert stats["latency_p95_seconds"] == pytest.approx(0.019)
+
+
+# A decided verdict keeps its decision while its figures keep updating.
+
+
+def _passed_canary(setup) -> tuple[dict, dict]:
+    """Start a canary that passes on the first analysis at canary start + 61 s."""
+    release = _canary(setup)
+    since = release["canary_started_at"]
+    _log(setup.store, 1, 50, start=0, ts=since + 1)
+    _log(setup.store, 2, 50, start=1000, ts=since + 1)
+    setup.now[0] = since + 61
+    setup.controller.analyse()
+    return release, release_rows.get_release(setup.store.db, release["id"])["verdict"]
+
+
+def test_passed_verdict_keeps_summary_as_traffic_grows(releases):
+    setup = releases(POLICY_LINES)
+    release, first = _passed_canary(setup)
+    since = release["canary_started_at"]
+    _log(setup.store, 1, 200, start=2000, ts=since + 70)
+    _log(setup.store, 2, 180, start=3000, ts=since + 70)
+    setup.now[0] = since + 240
+
+    returned = setup.controller.analyse()
+
+    later = release_rows.get_release(setup.store.db, release["id"])
+    assert first["passed"] is True
+    assert first["summary"] == "The canary passed after 61 s and 50 logged requests."
+    assert first["decided_at"] == since + 61
+    assert first["measured_at"] == since + 61
+    assert later["state"] == "canary"
+    assert later["verdict"]["decided"] is True
+    assert later["verdict"]["passed"] is True
+    assert later["verdict"]["summary"] == first["summary"]
+    assert later["verdict"]["decided_at"] == since + 61
+    assert later["verdict"]["measured_at"] == since + 240
+    assert later["verdict"]["elapsed_seconds"] == 240
+    assert later["verdict"]["canary"]["requests"] == 230
+    assert later["verdict"]["stable"]["requests"] == 250
+    assert returned[0]["summary"] == first["summary"]
+    assert returned[0]["canary"]["requests"] == 230
+
+
+def test_passed_verdict_turns_failed_on_server_errors(releases):
+    setup = releases(POLICY_LINES + "auto_abort = false")
+    release, first = _passed_canary(setup)
+    since = release["canary_started_at"]
+    _log(setup.store, 2, 2, start=2000, ts=since + 70, status=500)
+    setup.now[0] = since + 90
+
+    setup.controller.analyse()
+    failed = release_rows.get_release(setup.store.db, release["id"])
+    _log(setup.store, 2, 3, start=3000, ts=since + 95, status=500)
+    setup.now[0] = since + 100
+    setup.controller.analyse()
+    later = release_rows.get_release(setup.store.db, release["id"])
+
+    assert first["passed"] is True
+    assert failed["state"] == "canary"
+    assert failed["verdict"]["decided"] is True
+    assert failed["verdict"]["passed"] is False
+    assert failed["verdict"]["summary"] == (
+        "The canary failed 2 requests inside the model; the policy allows 0."
+    )
+    assert failed["verdict"]["decided_at"] == since + 90
+    assert later["verdict"]["passed"] is False
+    assert later["verdict"]["summary"] == failed["verdict"]["summary"]
+    assert later["verdict"]["decided_at"] == since + 90
+    assert later["verdict"]["canary"]["server_errors"] == 5
+    open_alerts = alerts.list_alerts(setup.store.db, open_only=True)
+    assert [(a["kind"], a["source"]) for a in open_alerts] == [
+        ("canary_failed", f"release/{release['id']}")
+    ]
+    assert open_alerts[0]["message"].endswith(failed["verdict"]["summary"])
+
+
+def test_passed_verdict_turning_failed_aborts(releases):
+    setup = releases(POLICY_LINES)
+    release, first = _passed_canary(setup)
+    since = release["canary_started_at"]
+    _log(setup.store, 2, 1, start=2000, ts=since + 70, nonfinite=1)
+    setup.now[0] = since + 90
+
+    setup.controller.analyse()
+
+    after = release_rows.get_release(setup.store.db, release["id"])
+    assert first["passed"] is True
+    assert after["state"] == "aborted"
+    assert after["state_changed_by"] == CONTROLLER_ACTOR
+    assert after["state_reason"] == (
+        "The canary produced 1 row of non-finite outputs; the policy allows 0."
+    )
+    assert after["verdict"]["passed"] is False
+    assert after["verdict"]["decided_at"] == since + 90
+    deployment = deployment_rows.get_deployment(setup.store.db, "m")
+    assert (deployment["stable_version"], deployment["canary_version"]) == (1, None)
+
+
+def test_failed_verdict_stays_failed_when_checks_recover(releases):
+    setup = releases(POLICY_LINES + "auto_abort = false\nauto_promote = true")
+    release = _canary(setup)
+    since = release["canary_started_at"]
+    _log(setup.store, 1, 50, start=0, ts=since + 1)
+    _log(setup.store, 2, 50, start=1000, ts=since + 1, latency=0.5)
+    setup.now[0] = since + 61
+    setup.controller.analyse()
+    failed = release_rows.get_release(setup.store.db, release["id"])
+    # Fast canary requests bring its p95 latency back under the limit.
+    _log(setup.store, 2, 2000, start=2000, ts=since + 70)
+    setup.now[0] = since + 120
+
+    setup.controller.analyse()
+
+    later = release_rows.get_release(setup.store.db, release["id"])
+    latency = next(c for c in later["verdict"]["checks"] if c["name"] == "latency_p95")
+    assert failed["verdict"]["passed"] is False
+    assert latency["passed"] is True
+    assert later["state"] == "canary"
+    assert later["verdict"]["passed"] is False
+    assert later["verdict"]["summary"] == failed["verdict"]["summary"]
+    assert later["verdict"]["decided_at"] == since + 61
+
+
+def test_acknowledged_canary_alert_is_not_raised_again(releases):
+    setup = releases(POLICY_LINES + "auto_abort = false")
+    release = _canary(setup)
+    since = release["canary_started_at"]
+    _log(setup.store, 2, 3, start=1000, ts=since + 1, nonfinite=1)
+    setup.now[0] = since + 1
+    setup.controller.analyse()
+    raised = alerts.list_alerts(setup.store.db, open_only=True)
+    with setup.store.write() as db:
+        alerts.acknowledge(db, raised[0]["id"], "anna")
+    setup.now[0] = since + 2
+
+    setup.controller.analyse()
+
+    assert len(raised) == 1
+    assert alerts.list_alerts(setup.store.db, open_only=True) == []
+
+
+def test_verdict_without_decided_at_is_decided_again(releases):
+    setup = releases(POLICY_LINES)
+    release, first = _passed_canary(setup)
+    since = release["canary_started_at"]
+    older = {key: value for key, value in first.items() if key != "decided_at"}
+    with setup.store.write() as db:
+        release_rows.set_verdict(db, release["id"], older)
+    setup.now[0] = since + 100
+
+    setup.controller.analyse()
+
+    after = release_rows.get_release(setup.store.db, release["id"])["verdict"]
+    assert after["passed"] is True
+    assert after["decided_at"] == since + 100
+    assert after["summary"] == "The canary passed after 100 s and 50 logged requests."
