@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import getpass
 import json
 import os
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -16,6 +19,13 @@ from agent.replay import SHIFT_SYNTAX
 from store.errors import StoreError
 
 CONFIG_HELP = "Path of agent.toml. Default: $RIGDECK_CONFIG, else ./agent.toml."
+
+# The click.Context.meta key under which a command records the store it
+# opens, so that the message about a full disk can name that file.
+_STORE_PATH_KEY = "rigdeck.store_path"
+# errno values of a write that failed for lack of room: no space left on
+# the device, or the user's disk quota used up.
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def _config_option(function):
@@ -41,6 +51,7 @@ def _open_store(config_path: Path, create: bool = False):
     from store import Store
 
     config = _load(config_path)
+    _record_store_path(config.store_path)
     if not create and not config.store_path.exists():
         raise click.ClickException(
             f"No store at {config.store_path}. Check agent.data_dir in {config_path}, "
@@ -50,11 +61,87 @@ def _open_store(config_path: Path, create: bool = False):
     return Store(config.store_path, busy_timeout_ms=config.store.busy_timeout_ms)
 
 
+def _record_store_path(store_path: Path) -> None:
+    click.get_current_context().meta[_STORE_PATH_KEY] = store_path
+
+
 def _cli_actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _AgentCommandGroup(click.Group):
+    """The top-level group, where every command's expected errors are reported.
+
+    An ``AgentError`` or ``StoreError``, and any error whose chain shows a
+    full file system, becomes one ``Error:`` line on stderr and exit
+    status 1, the status of every other ``click.ClickException``. Other
+    errors keep their traceback, because they are bugs.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (AgentError, StoreError, sqlite3.Error, OSError) as error:
+            full = _disk_full_error(error)
+            if full is not None:
+                raise click.ClickException(_disk_full_message(ctx, full)) from error
+            if isinstance(error, (AgentError, StoreError)):
+                raise click.ClickException(str(error)) from error
+            raise
+
+
+def _disk_full_error(error: BaseException | None) -> BaseException | None:
+    """Return the error in ``error``'s chain that reports a full file system."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, sqlite3.Error) and _is_sqlite_full(error):
+            return error
+        if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _is_sqlite_full(error: sqlite3.Error) -> bool:
+    # SQLite reports a write that fails with ENOSPC as SQLITE_FULL, whose
+    # message is "database or disk is full". sqlite_errorname is set on
+    # errors raised by the sqlite3 module of Python 3.11 and newer.
+    name = getattr(error, "sqlite_errorname", None)
+    return name == "SQLITE_FULL" or "database or disk is full" in str(error)
+
+
+def _disk_full_message(ctx: click.Context, error: BaseException) -> str:
+    store_path = ctx.meta.get(_STORE_PATH_KEY)
+    if isinstance(error, OSError) and error.filename:
+        path = Path(os.fsdecode(error.filename))
+        failure = f"Cannot write {path}: {error.strerror}."
+        return f"{failure} {_free_space_hint(error, path.parent)}"
+    if isinstance(error, sqlite3.Error) and store_path is not None:
+        failure = f"Cannot write to the store {store_path}: {error}."
+        return (
+            f"{failure} The change was rolled back. "
+            f"{_free_space_hint(error, store_path.parent)}"
+        )
+    failure = f"A write failed because the file system is full: {error}."
+    return f"{failure} {_free_space_hint(error, None)}"
+
+
+def _free_space_hint(error: BaseException, directory: Path | None) -> str:
+    quota = isinstance(error, OSError) and error.errno == errno.EDQUOT
+    action = "Free space or raise your disk quota" if quota else "Free space"
+    if directory is None:
+        return f"{action} on the full file system, then run the command again."
+    return (
+        f"{action} on the file system that contains {directory} "
+        f"(`df -h {directory}` shows it), then run the command again."
+    )
+
+
+@click.group(
+    cls=_AgentCommandGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="rigdeck")
 def cli() -> None:
     """The rigdeck agent: trains, serves and watches models on this GPU host.
@@ -115,7 +202,9 @@ def run(config_path: Path) -> None:
     """Run the agent in the foreground until SIGTERM or SIGINT (Ctrl-C)."""
     from agent.daemon import run_agent
 
-    run_agent(_load(config_path))
+    config = _load(config_path)
+    _record_store_path(config.store_path)
+    run_agent(config)
 
 
 @cli.group()
@@ -143,8 +232,6 @@ def token_create(name: str, role: str, output: Path | None, config_path: Path) -
     """Create token NAME with ROLE; the token is shown once and stored hashed."""
     import re
 
-    from store import audit, tokens
-
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
         raise click.BadParameter(
             f"{name!r}: use 1 to 64 letters, digits, '.', '_' or '-'.",
@@ -152,9 +239,33 @@ def token_create(name: str, role: str, output: Path | None, config_path: Path) -
         )
     # Open the output first: a path that cannot be written must fail before
     # the token exists, or its secret would be lost with its name taken.
-    handle = _open_secret_file(output) if output else None
-    store = _open_store(config_path, create=True)
-    with store.write() as db:
+    secret_file = _SecretFile(output) if output else None
+    try:
+        secret = _insert_token(config_path, name, role, secret_file)
+    except BaseException:
+        if secret_file is not None:
+            secret_file.discard()
+        raise
+    if secret_file is not None:
+        secret_file.close()
+        click.echo(f"Created token {name!r} ({role}); written to {output}.")
+    else:
+        click.echo(secret)
+        click.echo(f"Created token {name!r} ({role}). It is shown only once.", err=True)
+
+
+def _insert_token(
+    config_path: Path, name: str, role: str, secret_file: _SecretFile | None
+) -> str:
+    """Store the token and its audit entry, and return the secret."""
+    from store import audit, tokens
+
+    # Closing the store on an error rolls back a transaction whose COMMIT
+    # failed, which Store.write() may leave open.
+    with (
+        contextlib.closing(_open_store(config_path, create=True)) as store,
+        store.write() as db,
+    ):
         if tokens.get_token(db, name) is not None:
             raise click.ClickException(
                 f"A token named {name!r} exists; pick another name."
@@ -167,26 +278,80 @@ def token_create(name: str, role: str, output: Path | None, config_path: Path) -
             target=f"token/{name}",
             after={"role": role},
         )
-    store.close()
-    if handle is not None:
-        with handle:
-            handle.write(secret + "\n")
-        click.echo(f"Created token {name!r} ({role}); written to {output}.")
-    else:
-        click.echo(secret)
-        click.echo(f"Created token {name!r} ({role}). It is shown only once.", err=True)
+        # Inside the transaction, so a secret that cannot be written rolls
+        # the token back instead of leaving it unusable.
+        if secret_file is not None:
+            secret_file.write(secret)
+    return secret
 
 
-def _open_secret_file(path: Path):
-    """Open ``path`` for writing with mode 0600, even if it already exists."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-    except OSError as error:
-        raise click.ClickException(
-            f"Cannot write the token to {path}: {error.strerror}. No token was created."
-        ) from error
-    return os.fdopen(fd, "w")
+class _SecretFile:
+    """The ``--output`` file of ``token create``, with mode 0600.
+
+    It is opened before the token exists, so that an unwritable path fails
+    first. An existing file keeps its contents until ``write``. When no
+    token is created, ``discard`` removes the file if it was created here,
+    or else empties it if ``write`` had started, because a secret in it
+    would match no token.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.created = False
+        self.written = False
+        try:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                self.created = True
+            except FileExistsError:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            with contextlib.ExitStack() as on_error:
+                on_error.callback(os.close, fd)
+                os.fchmod(fd, 0o600)
+                on_error.pop_all()
+        except OSError as error:
+            self._remove_created()
+            raise click.ClickException(self._failure(error)) from error
+        self._handle = os.fdopen(fd, "w")
+
+    def write(self, secret: str) -> None:
+        """Replace the file's contents with ``secret`` and fsync it."""
+        try:
+            self.written = True
+            self._handle.seek(0)
+            self._handle.truncate()
+            self._handle.write(secret + "\n")
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as error:
+            raise click.ClickException(self._failure(error)) from error
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def discard(self) -> None:
+        # Closing flushes what a failed write left buffered, so the file is
+        # emptied after it, not before.
+        with contextlib.suppress(OSError):
+            self._handle.close()
+        if self.written and not self.created:
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, 0)
+        self._remove_created()
+
+    def _remove_created(self) -> None:
+        if self.created:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
+    def _failure(self, error: OSError) -> str:
+        message = (
+            f"Cannot write the token to {self.path}: {error.strerror}. "
+            "No token was created."
+        )
+        if error.errno in _DISK_FULL_ERRNOS:
+            message += " " + _free_space_hint(error, self.path.parent)
+        return message
 
 
 @token.command("list")
@@ -197,9 +362,8 @@ def token_list(config_path: Path) -> None:
 
     from store import tokens
 
-    store = _open_store(config_path)
-    rows = tokens.list_tokens(store.db)
-    store.close()
+    with contextlib.closing(_open_store(config_path)) as store:
+        rows = tokens.list_tokens(store.db)
     click.echo(f"{'NAME':24} {'ROLE':9} {'CREATED (UTC)':20} STATE")
     for row in rows:
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["created_at"]))
@@ -214,8 +378,10 @@ def token_revoke(name: str, config_path: Path) -> None:
     """Revoke token NAME; requests with it get 401 from then on."""
     from store import audit, tokens
 
-    store = _open_store(config_path)
-    with store.write() as db:
+    with (
+        contextlib.closing(_open_store(config_path)) as store,
+        store.write() as db,
+    ):
         row = tokens.get_token(db, name)
         if row is None:
             raise click.ClickException(
@@ -231,7 +397,6 @@ def token_revoke(name: str, config_path: Path) -> None:
                 before={"revoked": False},
                 after={"revoked": True},
             )
-    store.close()
     click.echo(f"Revoked token {name!r}.")
 
 
@@ -246,9 +411,8 @@ def audit_verify(config_path: Path) -> None:
     """Check the hash chain; exit 1 and name the first bad entry if it is broken."""
     from store import audit as audit_rows
 
-    store = _open_store(config_path)
-    result = audit_rows.verify_chain(store.db)
-    store.close()
+    with contextlib.closing(_open_store(config_path)) as store:
+        result = audit_rows.verify_chain(store.db)
     if not result.ok:
         click.echo(f"FAILED: {result.message}", err=True)
         sys.exit(1)
@@ -297,7 +461,10 @@ def install_service(
 
     try:
         config = load_config(config_path)
-        unit, warnings = build_unit(config, user, agent_executable())
+        python = sys.executable
+        unit, warnings = build_unit(
+            config, user, agent_executable(python), Path(python).absolute()
+        )
         unit_name = output.name if output and output.suffix == ".service" else UNIT_NAME
         text = unit.render(unit_name)
         if output is not None:
@@ -485,11 +652,7 @@ def main() -> None:
     # Every command may create the store or files in the data directory
     # (token create before the first run, for one): readable by this user only.
     os.umask(0o077)
-    try:
-        cli(standalone_mode=True)
-    except (AgentError, StoreError) as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(1)
+    cli(standalone_mode=True)
 
 
 if __name__ == "__main__":

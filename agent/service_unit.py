@@ -105,16 +105,18 @@ def stop_timeout(config: AgentConfig) -> tuple[int, str]:
     return total, text
 
 
-def agent_executable(python: str = sys.executable) -> Path:
+def agent_executable(python: str | None = None) -> Path:
     """Return the ``rigdeck-agent`` script installed beside ``python``.
 
-    The path is made absolute but symlinks are kept: a virtual
-    environment's ``bin/python`` is often a link to the system interpreter,
-    and the script beside the link is the one that uses the environment.
+    ``python`` defaults to the running interpreter, ``sys.executable``. The
+    path is made absolute but symlinks are kept: a virtual environment's
+    ``bin/python`` is often a link to the system interpreter, and the
+    script beside the link is the one that uses the environment.
 
     Raises:
         ServiceUnitError: there is no executable script beside ``python``.
     """
+    python = python or sys.executable
     script = Path(python).absolute().with_name(EXECUTABLE_NAME)
     if not (script.is_file() and os.access(script, os.X_OK)):
         raise ServiceUnitError(
@@ -127,9 +129,20 @@ def agent_executable(python: str = sys.executable) -> Path:
 
 
 def build_unit(
-    config: AgentConfig, user: str, executable: Path
+    config: AgentConfig, user: str, executable: Path, interpreter: Path
 ) -> tuple[ServiceUnit, list[str]]:
     """Check the user and paths a unit names, then build it with stderr warnings.
+
+    Args:
+        config: the loaded agent.toml, whose path and data directory are
+            already absolute with symlinks resolved.
+        user: the account the service runs as.
+        executable: the ``rigdeck-agent`` script that ExecStart= names, as
+            returned by ``agent_executable``.
+        interpreter: the Python that ``executable`` was found beside. The
+            script's ``#!`` line, written by pip, names an interpreter in
+            that same directory, which resolves to the same file, so the
+            service starts it and must be able to see it.
 
     Raises:
         ServiceUnitError: the user does not exist, the data directory is
@@ -141,6 +154,7 @@ def build_unit(
     working_directory = config.path.parent
     paths = {
         "the rigdeck-agent script": executable,
+        "the Python interpreter": interpreter,
         "the configuration file": config.path,
         "the data directory (agent.data_dir)": config.data_dir,
     }
@@ -225,13 +239,38 @@ def _check_unit_path(label: str, path: Path) -> None:
             "a systemd unit would split or unquote. Move it to a path of letters, "
             "digits and '/._-'."
         )
+    _check_outside_private_tmp(label, path)
+
+
+def _check_outside_private_tmp(label: str, path: Path) -> None:
+    # The unit names ``path`` as given, with its symlinks. Resolving a
+    # venv's bin/python would name the base interpreter, which runs outside
+    # the environment. A link such as /srv/rigdeck/venv may also be there
+    # so that an upgrade can point it at a new environment. PrivateTmp=yes
+    # gives the service empty /tmp and /var/tmp, so both the path and the
+    # file it resolves to must lie outside them.
+    # NOTE: a chain that passes through /tmp on its way elsewhere
+    # (/srv/a -> /tmp/b -> /srv/c) is not caught; only its ends are checked.
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError) as error:
+        # Python 3.11 raises RuntimeError on a symlink loop.
+        raise ServiceUnitError(
+            f"The path of {label}, {path}, cannot be resolved: {error}. Fix the "
+            "symlink it goes through."
+        ) from error
     for private in PRIVATE_TMP_DIRS:
         if path.is_relative_to(private):
-            raise ServiceUnitError(
-                f"The path of {label}, {path}, is under {private}, which the unit "
-                "replaces with an empty private directory (PrivateTmp=yes). Move "
-                "it elsewhere, e.g. under /srv or /opt."
-            )
+            where = f"{path}, is under {private}"
+        elif resolved.is_relative_to(private):
+            where = f"{path}, resolves through a symlink to {resolved} under {private}"
+        else:
+            continue
+        raise ServiceUnitError(
+            f"The path of {label}, {where}, which the unit replaces with an "
+            "empty private directory (PrivateTmp=yes). Move it elsewhere, e.g. "
+            "under /srv or /opt."
+        )
 
 
 def _check_data_dir(config: AgentConfig) -> None:

@@ -110,7 +110,14 @@ class Store:
             if db.conn.in_transaction:
                 db.conn.execute("ROLLBACK")
             raise
-        db.conn.execute("COMMIT")
+        try:
+            db.conn.execute("COMMIT")
+        except BaseException:
+            # A COMMIT that fails (a full disk shows up here in WAL mode) can
+            # leave the transaction open, and the next write would not start.
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
 
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
         for attempt in range(1, self.write_attempts + 1):

@@ -319,3 +319,118 @@ def test_cli_commands_create_the_store_private(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     store = tmp_path / "data" / "store.db"
     assert stat.S_IMODE(store.stat().st_mode) & 0o077 == 0
+
+
+# Symlinks. The tests make the scratch directory stand in for /tmp.
+
+
+def make_venv(directory: Path, python_target: Path) -> Path:
+    """Create a venv-like DIRECTORY/bin whose python links to ``python_target``."""
+    python_target.parent.mkdir(parents=True, exist_ok=True)
+    python_target.touch()
+    python_target.chmod(0o755)
+    bin_dir = directory / "bin"
+    bin_dir.mkdir(parents=True)
+    python = bin_dir / "python"
+    python.symlink_to(python_target)
+    script = bin_dir / "rigdeck-agent"
+    script.write_text(f"#!{python}\n")
+    script.chmod(0o755)
+    return python
+
+
+def build_for(config: Path, python: Path) -> service_unit.ServiceUnit:
+    from agent.config import load_config
+
+    executable = agent_executable(str(python))
+    unit, _ = service_unit.build_unit(
+        load_config(config), getpass.getuser(), executable, python
+    )
+    return unit
+
+
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(service_unit, "PRIVATE_TMP_DIRS", (scratch,))
+    return scratch
+
+
+def test_interpreter_linked_into_private_tmp(tmp_path: Path, scratch: Path) -> None:
+    config = make_host(tmp_path / "host")
+    base_python = scratch / "python" / "bin" / "python3.11"
+    python = make_venv(tmp_path / "venv", base_python)
+
+    with pytest.raises(ServiceUnitError) as raised:
+        build_for(config, python)
+
+    message = str(raised.value)
+    assert message.startswith(f"The path of the Python interpreter, {python}, ")
+    assert f"resolves through a symlink to {base_python} under {scratch}" in message
+    assert "PrivateTmp=yes" in message
+
+
+def test_venv_linked_into_private_tmp(tmp_path: Path, scratch: Path) -> None:
+    config = make_host(tmp_path / "host")
+    make_venv(scratch / "venv", tmp_path / "base" / "python3.11")
+    (tmp_path / "venv").symlink_to(scratch / "venv")
+
+    with pytest.raises(ServiceUnitError) as raised:
+        build_for(config, tmp_path / "venv" / "bin" / "python")
+
+    message = str(raised.value)
+    assert message.startswith("The path of the rigdeck-agent script, ")
+    assert f"symlink to {scratch / 'venv' / 'bin' / 'rigdeck-agent'}" in message
+
+
+def test_link_in_private_tmp_to_venv(tmp_path: Path, scratch: Path) -> None:
+    # The link itself is hidden from the service, wherever it points.
+    config = make_host(tmp_path / "host")
+    make_venv(tmp_path / "venv", tmp_path / "base" / "python3.11")
+    (scratch / "venv").symlink_to(tmp_path / "venv")
+    python = scratch / "venv" / "bin" / "python"
+
+    with pytest.raises(ServiceUnitError) as raised:
+        build_for(config, python)
+
+    message = str(raised.value)
+    assert f"{python.with_name('rigdeck-agent')}, is under {scratch}" in message
+
+
+def test_config_linked_into_private_tmp(tmp_path: Path, scratch: Path) -> None:
+    make_host(scratch / "host")
+    (tmp_path / "host").symlink_to(scratch / "host")
+
+    result = install("--config", str(tmp_path / "host" / "agent.toml"))
+
+    assert result.exit_code == 1
+    assert f"{scratch / 'host' / 'agent.toml'}, is under {scratch}" in result.stderr
+    assert "PrivateTmp=yes" in result.stderr
+
+
+def test_interpreter_symlink_loop_is_rejected(tmp_path: Path, scratch: Path) -> None:
+    config = make_host(tmp_path / "host")
+    python = make_venv(tmp_path / "venv", tmp_path / "base" / "python3.11")
+    loop = tmp_path / "loop"
+    loop.symlink_to(python)
+    python.unlink()
+    python.symlink_to(loop)
+
+    with pytest.raises(ServiceUnitError, match="cannot be resolved"):
+        build_for(config, python)
+
+
+def test_exec_start_keeps_venv_links(tmp_path: Path, scratch: Path) -> None:
+    config = make_host(tmp_path / "host")
+    base_python = tmp_path / "base" / "python3.11"
+    make_venv(tmp_path / "venvs" / "a", base_python)
+    (tmp_path / "venv").symlink_to(tmp_path / "venvs" / "a")
+    script = tmp_path / "venv" / "bin" / "rigdeck-agent"
+
+    text = build_for(config, tmp_path / "venv" / "bin" / "python").render()
+
+    unit = settings(text)
+    assert unit["ExecStart"] == [f"{script} run --config {config.resolve()}"]
+    assert str(tmp_path / "venvs") not in text
+    assert str(base_python) not in text

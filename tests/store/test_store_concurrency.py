@@ -290,6 +290,24 @@ def test_failed_write_rolls_back(store: Store) -> None:
     assert store.db.conn.in_transaction is False
 
 
+def test_failed_commit_rolls_back_and_the_next_write_starts(store: Store) -> None:
+    # A deferred foreign key fails at COMMIT and leaves the transaction
+    # open, as a full disk can: the store must roll it back.
+    store.db.conn.execute("PRAGMA foreign_keys = ON")
+    store.db.conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    store.db.conn.execute(
+        "CREATE TABLE child (parent_id INTEGER REFERENCES parent (id) "
+        "DEFERRABLE INITIALLY DEFERRED)"
+    )
+    with pytest.raises(sqlite3.IntegrityError), store.write() as db:
+        db.conn.execute("INSERT INTO child (parent_id) VALUES (42)")
+
+    assert store.db.conn.in_transaction is False
+    with store.write() as db:
+        db.conn.execute("INSERT INTO settings (key, value) VALUES ('after', '1')")
+    assert store.db.conn.execute("SELECT COUNT(*) FROM child").fetchone()[0] == 0
+
+
 def test_nested_write_is_rejected(store: Store) -> None:
     with (
         store.write(),
