@@ -24,6 +24,7 @@ import httpx
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.reactive import reactive
 from textual.worker import Worker, WorkerState
 
 from console import resources
@@ -70,6 +71,9 @@ class RigdeckApp(App):
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("ctrl+q", "quit", "Quit", show=False, id="quit"),
     ]
+    # A message every main screen shows under its header until it changes;
+    # empty hides it. The demo shows its current step here.
+    banner = reactive("")
 
     def __init__(
         self,
@@ -151,7 +155,8 @@ class RigdeckApp(App):
 
     def _poll_due_agents(self) -> None:
         screen = self.console_screen()
-        if screen is None:
+        if screen is None or not screen.is_mounted:
+            # A screen just pushed has no tables yet to say what it shows.
             return
         now_monotonic = time.monotonic()
         now = self.clock()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from rich.text import Text
 
@@ -182,3 +183,37 @@ def truncate(text: str, width: int) -> str:
     if len(text) <= width:
         return text
     return text[: max(0, width - 1)] + "…"
+
+
+def format_error_rate(figures: dict[str, Any] | None) -> str:
+    """Return a version's live error rate from feedback labels, e.g. ``0.47%``."""
+    if not figures or figures.get("error_rate") is None:
+        return NO_VALUE
+    return f"{figures['error_rate'] * 100:.2f}%"
+
+
+def live_summary(figures: dict[str, Any] | None, window_seconds: float) -> str:
+    """Return one version's live figures (``GET /deployments/{name}/live``)."""
+    if not figures:
+        return ""
+    window = (
+        f"{window_seconds / 60:g} min"
+        if window_seconds >= 60
+        else f"{window_seconds:g} s"
+    )
+    if not figures.get("requests"):
+        return f"v{figures.get('version')}: no logged requests in the last {window}"
+    parts = [f"{figures['requests']:,} requests"]
+    if figures.get("labelled"):
+        parts.append(
+            f"error rate {format_error_rate(figures)} of "
+            f"{figures['labelled']:,} labelled rows"
+        )
+    else:
+        parts.append("no feedback labels")
+    p95 = figures.get("latency_p95_seconds")
+    if p95 is not None:
+        parts.append(f"p95 {p95 * 1000:.1f} ms")
+    if figures.get("server_errors"):
+        parts.append(f"{figures['server_errors']:,} server errors")
+    return f"v{figures.get('version')}, last {window}: " + ", ".join(parts)

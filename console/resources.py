@@ -22,19 +22,24 @@ JOBS = "jobs"
 MODELS = "models"
 DEPLOYMENTS = "deployments"
 RELEASES = "releases"
+PENDING_RELEASES = "pending_releases"
 OPEN_ALERTS = "open_alerts"
 ALERTS = "alerts"
 MONITORS = "monitors"
 DRIFT_EVENTS = "drift_events"
 AUDIT = "audit"
 SERVING = "serving"
-# Parametrised kinds: "versions/MODEL", "release/ID", "telemetry/METRIC".
+# Parametrised kinds: "versions/MODEL", "release/ID", "telemetry/METRIC",
+# "live/MODEL".
 VERSIONS_PREFIX = "versions/"
 RELEASE_PREFIX = "release/"
 TELEMETRY_PREFIX = "telemetry/"
+LIVE_PREFIX = "live/"
+# The window of a deployment's live figures: requests, error rate, latency.
+LIVE_WINDOW_SECONDS = 300.0
 
 # The fleet view's resources besides the host.
-FLEET_KINDS = (ACTIVE_RUNS, DEPLOYMENTS, OPEN_ALERTS)
+FLEET_KINDS = (ACTIVE_RUNS, DEPLOYMENTS, OPEN_ALERTS, PENDING_RELEASES)
 # GPU metrics the host view draws as sparklines, with their units.
 GPU_METRICS = (
     "gpu_utilization_ratio",
@@ -45,7 +50,12 @@ GPU_METRICS = (
 TELEMETRY_WINDOW_SECONDS = 3600.0
 TELEMETRY_STEP_SECONDS = 60.0
 # Kinds that change slower than the poll: fetched at most this often.
-MIN_REFRESH_SECONDS = {TELEMETRY_PREFIX: 15.0, JOBS: 6.0, MODELS: 6.0}
+MIN_REFRESH_SECONDS = {
+    TELEMETRY_PREFIX: 15.0,
+    JOBS: 6.0,
+    MODELS: 6.0,
+    LIVE_PREFIX: 4.0,
+}
 # A kind the agent does not serve (404) or the token may not read (403) is
 # asked for again after this long: the agent may be upgraded meanwhile.
 MISSING_RETRY_SECONDS = 60.0
@@ -77,6 +87,7 @@ class AgentData:
     models: list[dict[str, Any]] | None = None
     deployments: list[dict[str, Any]] | None = None
     releases: list[dict[str, Any]] | None = None
+    pending_releases: list[dict[str, Any]] | None = None
     open_alerts: list[dict[str, Any]] | None = None
     open_alerts_more: bool = False
     alerts: list[dict[str, Any]] | None = None
@@ -87,6 +98,7 @@ class AgentData:
     versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     release_details: dict[int, dict[str, Any]] = field(default_factory=dict)
     telemetry: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    live: dict[str, dict[str, Any]] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     fetched_at: dict[str, float] = field(default_factory=dict)
 
@@ -106,6 +118,7 @@ SIMPLE_ROUTES: dict[str, tuple[str, dict[str, Any]]] = {
     MODELS: ("/api/v1/models", {}),
     DEPLOYMENTS: ("/api/v1/deployments", {}),
     RELEASES: ("/api/v1/releases", {"limit": RUNS_LIMIT}),
+    PENDING_RELEASES: ("/api/v1/releases", {"state": "pending", "limit": RUNS_LIMIT}),
     OPEN_ALERTS: ("/api/v1/alerts", {"open": "true", "limit": ALERTS_LIMIT}),
     ALERTS: ("/api/v1/alerts", {"limit": ALERTS_LIMIT}),
     MONITORS: ("/api/v1/drift/monitors", {}),
@@ -131,6 +144,11 @@ async def fetch(client: AgentClient, data: AgentData, kind: str, now: float) -> 
         return await client.get(f"/api/v1/releases/{release_id}")
     if kind.startswith(TELEMETRY_PREFIX):
         return await _fetch_telemetry(client, data, kind, now)
+    if kind.startswith(LIVE_PREFIX):
+        model = kind.removeprefix(LIVE_PREFIX)
+        return await client.get(
+            f"/api/v1/deployments/{model}/live", window_seconds=LIVE_WINDOW_SECONDS
+        )
     raise ValueError(f"Unknown resource kind {kind!r}.")
 
 
@@ -191,8 +209,18 @@ def apply(data: AgentData, kind: str, result: Any, now: float) -> None:
     elif kind == OPEN_ALERTS:
         data.open_alerts = result["items"]
         data.open_alerts_more = result.get("next_cursor") is not None
-    elif kind in (ACTIVE_RUNS, RUNS, JOBS, MODELS, DEPLOYMENTS, RELEASES, ALERTS):
+    elif kind in (ACTIVE_RUNS, RUNS, JOBS, MODELS, DEPLOYMENTS, ALERTS):
         setattr(data, kind, result["items"])
+    elif kind == RELEASES:
+        data.releases = result["items"]
+        if result.get("next_cursor") is None:
+            # The whole list contains the pending ones, so update the fleet's too.
+            data.pending_releases = [
+                r for r in data.releases if r.get("state") == "pending"
+            ]
+            data.fetched_at[PENDING_RELEASES] = now
+    elif kind == PENDING_RELEASES:
+        data.pending_releases = result["items"]
     elif kind == MONITORS:
         data.monitors = result["items"]
     elif kind == DRIFT_EVENTS:
@@ -203,6 +231,8 @@ def apply(data: AgentData, kind: str, result: Any, now: float) -> None:
         data.versions[kind.removeprefix(VERSIONS_PREFIX)] = result["items"]
     elif kind.startswith(RELEASE_PREFIX):
         data.release_details[int(kind.removeprefix(RELEASE_PREFIX))] = result
+    elif kind.startswith(LIVE_PREFIX):
+        data.live[kind.removeprefix(LIVE_PREFIX)] = result
     elif kind.startswith(TELEMETRY_PREFIX):
         metric = kind.removeprefix(TELEMETRY_PREFIX)
         data.telemetry[metric] = merge_series(

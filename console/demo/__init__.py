@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from console.config import AgentEntry
 from console.demo.fleet import EXAMPLE_PAIR, DemoAgent, DemoFleet
@@ -22,6 +23,9 @@ from console.demo.fleet import EXAMPLE_PAIR, DemoAgent, DemoFleet
 __all__ = ["DemoAgent", "DemoFleet", "run_demo", "run_headless"]
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+# How long the UI demo's notification of a step for the user stays; the
+# banner keeps the step until it is done.
+TOAST_SECONDS = 8
 
 
 def run_demo(keep: bool = False) -> None:
@@ -36,7 +40,9 @@ def run_demo(keep: bool = False) -> None:
         fleet.start()
         app = _demo_app(fleet.entries())
         host_a, host_b = fleet.hosts()
-        loop = DemoLoop(host_a, host_b, WaitForUser(app.show), app.show, console=True)
+        loop = DemoLoop(
+            host_a, host_b, WaitForUser(app.instruct), app.show, console=True
+        )
         app.loop = loop
         app.run()
     finally:
@@ -106,17 +112,55 @@ def _clean_up(workdir: Path, keep: bool) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _demo_app(agents: list[AgentEntry]):
-    """Build the console with the demo loop running in one of its async workers."""
+def _demo_app(agents: list[AgentEntry], **options: Any):
+    """Build the console with the demo loop running in one of its async workers.
+
+    ``options`` go to ``RigdeckApp`` (tests pass transports and a clock).
+    """
+    from textual.screen import ModalScreen
+
     from console.app import RigdeckApp
 
     class DemoApp(RigdeckApp):
+        """The console, with the demo's step on its banner.
+
+        The banner shows the user's next steps while the loop waits for
+        them, else the latest thing the loop did. A step for the user also
+        shows as a notification for ``TOAST_SECONDS``, except over a
+        dialog, where it would cover the dialog's buttons.
+        """
+
         loop = None
 
+        def __init__(self, agents: list[AgentEntry], **options: Any) -> None:
+            super().__init__(agents, **options)
+            self._step = ""
+            self._instructions: dict[str, str] = {}
+
         def show(self, message: str) -> None:
-            self.notify(message, timeout=20)
+            self._step = " ".join(message.split())
+            self._update_banner()
+
+        def instruct(self, key: str, message: str | None) -> None:
+            if message is None:
+                self._instructions.pop(key, None)
+            else:
+                self._instructions[key] = message
+                self._toast(f"Your turn: {message}", severity="warning")
+            self._update_banner()
+
+        def _update_banner(self) -> None:
+            if self._instructions:
+                self.banner = "▶ Your turn: " + " ▶ ".join(self._instructions.values())
+            else:
+                self.banner = f"demo: {self._step}" if self._step else ""
+
+        def _toast(self, message: str, severity: str) -> None:
+            if not isinstance(self.screen, ModalScreen):
+                self.notify(message, severity=severity, timeout=TOAST_SECONDS)
 
         def on_ready(self) -> None:
-            self.run_worker(self.loop.run(), group="demo-loop", exit_on_error=False)
+            if self.loop is not None:
+                self.run_worker(self.loop.run(), group="demo-loop", exit_on_error=False)
 
-    return DemoApp(agents)
+    return DemoApp(agents, **options)

@@ -112,6 +112,13 @@ class DemoLoop:
         try:
             await asyncio.gather(self._host_a(), self._host_b())
             await self._verify_audit()
+            self.notify(
+                f"Every stage completed in {self._elapsed():.0f} s."
+                + self._hint(
+                    " Look around (:audit, then v, verifies the chain); :quit "
+                    "stops the agents."
+                )
+            )
         except (DemoFailed, httpx.HTTPError) as error:
             self.summary.failure = str(error) or type(error).__name__
             self.notify(f"The demo stopped: {self.summary.failure}")
@@ -134,7 +141,10 @@ class DemoLoop:
             f"{host.name}: version 1 is live. The replayer sends held-out Shuttle "
             f"rows with labels; at row {SHIFT_ROW} it adds {SHIFT_STD:g} standard "
             f"deviation to {SHIFT_FEATURE}."
-            + self._hint(" Type :drift to watch the monitors.")
+            + self._hint(
+                " Type :drift to watch the monitors, :models for each version's "
+                "live error rate."
+            )
         )
         before = await self._error_before_shift(host, replay)
         await self._detect_drift(host)

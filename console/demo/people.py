@@ -3,17 +3,23 @@
 Where a person acts (the approvals, the promotion, the rollback), a
 ``Person`` acts for them. The headless demo's ``ApproverBot`` acts at once
 with the demo approver token. The UI demo's ``WaitForUser`` shows what to
-press, and the loop waits until the user has done it in the console.
+do on the console's banner, and waits until the user has done it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+
+# How long the UI demo waits for the user to act, and how often it polls.
+USER_TIMEOUT_SECONDS = 3600.0
+USER_POLL_SECONDS = 0.5
 
 
 class DemoFailed(RuntimeError):
@@ -35,12 +41,15 @@ class DemoHost:
     approver_token: str
     # Returns why the host's agent is gone, or None while it runs.
     exited: Callable[[], str | None] = lambda: None
+    # Tests reach a canned agent through this instead of the network.
+    transport: httpx.AsyncBaseTransport | None = None
 
     def client(self, token: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=30,
+            transport=self.transport,
         )
 
 
@@ -83,31 +92,84 @@ class ApproverBot:
 
 
 class WaitForUser:
-    """The UI demo's person: shows what to press, and the loop waits for it."""
+    """The UI demo's person: shows what to do, and waits until the user has done it.
 
-    def __init__(self, notify: Callable[[str], None]) -> None:
-        self.notify = notify
+    Args:
+        instruct: ``instruct(key, message)`` shows one step for the user
+            until it is called again with the same key; a message of None
+            clears it. Both hosts' steps can wait at once.
+    """
+
+    def __init__(self, instruct: Callable[[str, str | None], None]) -> None:
+        self.instruct = instruct
 
     async def approve(self, host: DemoHost, release: dict) -> None:
-        self.notify(
-            f"Version {release['version']} of {host.model} on {host.name} waits for "
-            "your approval: type :releases, select its row, press a, type a reason "
-            "and press Enter."
+        await self._until_release_leaves(
+            host,
+            release,
+            "pending",
+            f"approve release {release['id']} ({host.model} v{release['version']} "
+            f"on {host.name}): :releases, select its ! pending row, press a, type a "
+            "reason, Enter.",
         )
 
     async def promote(self, host: DemoHost, release: dict) -> None:
-        self.notify(
-            f"The canary of version {release['version']} of {host.model} passed its "
-            "analysis. On :releases, select it and press p to promote it (A aborts "
-            "it), with a reason."
+        await self._until_release_leaves(
+            host,
+            release,
+            "canary",
+            f"the canary of release {release['id']} ({host.model} "
+            f"v{release['version']}) passed. On :releases, select its ◇ canary row "
+            "and press p to promote it, with a reason (A aborts it).",
         )
 
     async def roll_back(self, host: DemoHost) -> None:
-        self.notify(
-            f"Version 2 of {host.model} is live. On :releases, press b to roll back "
-            "to version 1, with a reason; the demo then requests version 2 again "
-            "for you to approve and promote: the roll forward."
+        live = await _stable_version(host)
+
+        async def rolled_back() -> bool:
+            return await _stable_version(host) != live
+
+        await self._until(
+            f"{host.name} rollback",
+            f"version {live} of {host.model} is live. On :releases, select its "
+            "★ live row and press b to roll back, with a reason. The demo then "
+            "requests it again for you to approve and promote: the roll forward.",
+            rolled_back,
         )
+
+    async def _until_release_leaves(
+        self, host: DemoHost, release: dict, state: str, message: str
+    ) -> None:
+        async def left() -> bool:
+            async with host.client(host.operator_token) as http:
+                current = await get(http, f"/api/v1/releases/{release['id']}")
+            return current["state"] != state
+
+        await self._until(f"{host.name} release {release['id']}", message, left)
+
+    async def _until(
+        self, key: str, message: str, done: Callable[[], Awaitable[bool]]
+    ) -> None:
+        self.instruct(key, message)
+        deadline = time.monotonic() + USER_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if await done():
+                self.instruct(key, None)
+                return
+            await asyncio.sleep(USER_POLL_SECONDS)
+        raise DemoFailed(
+            f"gave up waiting for you to do this after {USER_TIMEOUT_SECONDS:.0f} s: "
+            f"{message}"
+        )
+
+
+async def _stable_version(host: DemoHost) -> int | None:
+    async with host.client(host.operator_token) as http:
+        deployments = await get(http, "/api/v1/deployments")
+    for item in deployments["items"]:
+        if item["model"] == host.model:
+            return item["stable_version"]
+    return None
 
 
 async def get(http: httpx.AsyncClient, path: str, params: dict | None = None) -> Any:

@@ -1,4 +1,4 @@
-"""The frame every main screen shares: header, tables, hint line, prompts, footer.
+"""The frame every main screen shares: header, banner, tables, hint, prompts, footer.
 
 A screen names the resources it shows (``poll_plan``), redraws itself from
 the app's per-agent cache (``refresh_view``) when polls land, and reports
@@ -72,6 +72,9 @@ class ConsoleScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        # The app's banner: one message that stays until the app changes it
+        # (the demo's current step), hidden while empty.
+        yield Static("", id="banner")
         yield from self.compose_body()
         yield Static("", id="hint")
         yield Footer(compact=True)
@@ -85,7 +88,10 @@ class ConsoleScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = self.describe()
+        self.watch(self.app, "banner", self._show_banner)
         self.refresh_view(None)
+        # The poll that opening the screen asked for came before its tables.
+        self.rigdeck.poll_now()
         if self._initial_filter:
             self.apply_filter(self._initial_filter)
         focus = self.initial_focus()
@@ -103,6 +109,11 @@ class ConsoleScreen(Screen):
         if table is not None:
             table.filter_text = text
             self.update_hint()
+
+    def _show_banner(self, text: str) -> None:
+        banner = self.query_one("#banner", Static)
+        banner.update(text)
+        banner.display = bool(text)
 
     def describe(self) -> str:
         """Return the header's subtitle: the view and the console's mode."""

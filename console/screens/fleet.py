@@ -32,6 +32,15 @@ STATE_LABELS = {
 }
 COLUMNS = ("AGENT", "STATE", "GPU util mem", "CPU MEM", "RUNS", "MODELS", "ALERTS")
 MODELS_WIDTH = 14
+# Short labels, in the GPU column's width, of the reasons a host has no GPU
+# figures (agent.telemetry._nvml). The host view shows the agent's message.
+GPU_REASONS = {
+    "nvml_not_found": ("no NVML", "dim"),
+    "driver_not_loaded": ("no driver", "yellow"),
+    "driver_mismatch": ("reboot needed", "bold red"),
+    "no_permission": ("NVML denied", "red"),
+    "nvml_error": ("NVML error", "red"),
+}
 # Fixed widths with one blank cell of gap included (the table has no cell
 # padding), so that the fleet fits 80 columns with agent names of up to ten
 # characters. The agent's name is measured once at mount.
@@ -65,7 +74,9 @@ def gpu_cell(host: dict[str, Any] | None) -> Text:
     if not gpu:
         return Text(NO_VALUE)
     if gpu.get("status") != "ok":
-        return Text(f"n/a ({gpu.get('reason') or gpu.get('status')})", style="dim")
+        reason = gpu.get("reason") or gpu.get("status") or ""
+        label, style = GPU_REASONS.get(reason, (reason.replace("_", " "), "dim"))
+        return Text(label, style=style)
     gpus = gpu.get("gpus") or []
     if not gpus:
         return Text("0", style="dim")
@@ -88,18 +99,32 @@ def gpu_cell(host: dict[str, Any] | None) -> Text:
 
 
 def models_cell(data: AgentData) -> str:
-    """Return each model's stable version and canary, e.g. ``shuttle 3 ◇4``."""
+    """Return each model's stable version, canary and releases awaiting approval.
+
+    For example ``shuttle 3 ◇4``, or ``shuttle 3 !4`` while a release of
+    version 4 waits for approval.
+    """
     if resources.DEPLOYMENTS in data.missing:
         return "n/a"
     if data.deployments is None:
         return NO_VALUE
+    pending: dict[str, list[int]] = {}
+    for release in data.pending_releases or ():
+        pending.setdefault(release.get("model") or "", []).append(release["version"])
+    models = {item.get("model") or "": item for item in data.deployments}
     parts = []
-    for item in sorted(data.deployments, key=lambda item: item.get("model", "")):
-        text = f"{item.get('model')} {item.get('stable_version') or NO_VALUE}"
+    for model in sorted({*models, *pending}):
+        item = models.get(model, {})
+        text = f"{model} {item.get('stable_version') or NO_VALUE}"
         if item.get("canary_version"):
             text += f" ◇{item['canary_version']}"
+        text += "".join(f" !{version}" for version in sorted(pending.get(model, ())))
         parts.append(text)
     return ", ".join(parts) if parts else "none"
+
+
+def pending_count(data: AgentData) -> int:
+    return len(data.pending_releases or ())
 
 
 def alerts_cell(data: AgentData) -> Text:
@@ -235,6 +260,10 @@ class FleetScreen(ConsoleScreen):
         parts = [
             " · ".join(f"{count} {state}" for state, count in sorted(counts.items()))
         ]
+        pending = sum(pending_count(data) for _client, data in self.clients())
+        if pending:
+            noun = "release waits" if pending == 1 else "releases wait"
+            parts.append(f"! {pending} {noun} for approval: type :releases")
         selected = self.selected_agent()
         error = self.rigdeck.clients[selected].status.error if selected else None
         if error:

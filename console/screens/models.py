@@ -10,14 +10,21 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from console import resources
-from console.format import NO_VALUE, format_age, format_number, truncate
+from console.format import (
+    NO_VALUE,
+    format_age,
+    format_error_rate,
+    format_number,
+    live_summary,
+    truncate,
+)
 from console.screens.base import ConsoleScreen
 from console.screens.reason_dialog import ReasonDialog
 from console.screens.rollback import confirm_rollback
 from console.screens.runs import metrics_text, row_key, split_key
 from console.widgets import ResourceTable, Row
 
-MODEL_COLUMNS = ("AGENT", "MODEL", "STABLE", "CANARY", "LATEST", "VERSIONS")
+MODEL_COLUMNS = ("AGENT", "MODEL", "STABLE", "CANARY", "LATEST", "VERSIONS", "ERR 5m")
 VERSION_COLUMNS = ("VERSION", "AGE", "GATES", "METRICS", "RUN")
 GATE_STATES = {
     "passed": ("✓", "green"),
@@ -42,8 +49,26 @@ def gate_text(state: str | None) -> Text:
     return Text(f"{symbol} {state or 'unknown'}", style=style)
 
 
-def version_details(version: dict[str, Any] | None, stable: int | None) -> Text:
-    """Return the gates with their reasons and the lineage of one version."""
+def live_error_text(live: dict[str, Any] | None) -> str:
+    """Return the live error rates: stable's, and a canary's after ``◇``."""
+    if not live:
+        return NO_VALUE
+    text = format_error_rate(live.get("stable"))
+    if live.get("canary"):
+        text += f" ◇{format_error_rate(live['canary'])}"
+    return text
+
+
+def version_details(
+    version: dict[str, Any] | None,
+    stable: int | None,
+    live: dict[str, Any] | None = None,
+) -> Text:
+    """Return the gates with their reasons and the lineage of one version.
+
+    ``live`` is the model's live figures; they show under the version that
+    serves them.
+    """
     if version is None:
         return Text("Select a version to see its gates and lineage.", style="dim")
     number = version.get("number")
@@ -57,6 +82,11 @@ def version_details(version: dict[str, Any] | None, stable: int | None) -> Text:
             f"{version.get('releasable_reason') or ''}",
             style="" if releasable else "red",
         )
+    for role in ("stable", "canary"):
+        figures = (live or {}).get(role)
+        if figures and figures.get("version") == number:
+            summary = live_summary(figures, live["window_seconds"])
+            text.append(f"\n{role} {summary}", style="cyan")
     for gate in version.get("gates") or ():
         mark = "✓" if gate.get("passed") else "✕"
         text.append(f"\n{mark} {gate.get('gate')}: {gate.get('reason')}")
@@ -104,6 +134,10 @@ class ModelsScreen(ConsoleScreen):
             name: {resources.MODELS, resources.DEPLOYMENTS}
             for name in self.rigdeck.clients
         }
+        for client, data in self.clients():
+            for deployment in data.deployments or ():
+                if deployment.get("stable_version"):
+                    plan[client.name].add(resources.LIVE_PREFIX + deployment["model"])
         selected = self._selected_model()
         if selected is not None:
             # Releases tell the rollback dialog which version it returns to.
@@ -140,6 +174,7 @@ class ModelsScreen(ConsoleScreen):
                 if model.get("latest_version")
                 else NO_VALUE,
                 str(model.get("version_count", NO_VALUE)),
+                live_error_text(self.rigdeck.data[agent].live.get(model["name"])),
             ),
         )
 
@@ -163,7 +198,9 @@ class ModelsScreen(ConsoleScreen):
         if missing:
             details.update(Text(f"versions: {missing}", style="dim"))
             return
-        details.update(version_details(self._selected_version(), stable))
+        details.update(
+            version_details(self._selected_version(), stable, data.live.get(model))
+        )
 
     def _version_row(
         self, version: dict[str, Any], stable: int | None, now: float

@@ -12,7 +12,14 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
 from console import resources
-from console.format import NO_VALUE, format_age, format_number, format_percent, truncate
+from console.format import (
+    NO_VALUE,
+    format_age,
+    format_number,
+    format_percent,
+    live_summary,
+    truncate,
+)
 from console.screens.base import ConsoleScreen
 from console.screens.reason_dialog import ReasonDialog
 from console.screens.rollback import confirm_rollback
@@ -38,7 +45,7 @@ CANARY_FIGURES = (
     ("requests", "requests", format_number),
     ("server_errors", "server errors", format_number),
     ("nonfinite_rows", "non-finite rows", format_number),
-    ("error_rate", "error rate", format_percent),
+    ("error_rate", "error rate", lambda v: _percent_2(v)),
     ("latency_p95_seconds", "latency p95", lambda v: _milliseconds(v)),
 )
 # Shown only when either side is above zero, to fit 80x24.
@@ -51,6 +58,11 @@ ACTION_STATES = {
     "promote": ("canary",),
     "abort": ("canary", "approved"),
 }
+
+
+def _percent_2(ratio: float | None) -> str:
+    # Error rates near 1% need two decimals: 0.91% against 8.25%.
+    return NO_VALUE if ratio is None else f"{ratio * 100:.2f}%"
 
 
 def _milliseconds(seconds: float | None) -> str:
@@ -130,6 +142,10 @@ def verdict_text(release: dict[str, Any]) -> Text:
     text = Text()
     if verdict.get("summary"):
         text.append(verdict["summary"], style="bold" if verdict.get("decided") else "")
+    decided_at, measured_at = verdict.get("decided_at"), verdict.get("measured_at")
+    if decided_at and measured_at and measured_at > decided_at:
+        # The agent keeps a decided verdict and goes on measuring.
+        text.append(" The figures keep updating.", style="dim")
     for check in verdict.get("checks") or ():
         passed = check.get("passed")
         mark = "✓" if passed else "✕"
@@ -140,12 +156,29 @@ def verdict_text(release: dict[str, Any]) -> Text:
 
 
 def release_details(
-    release: dict[str, Any] | None, now: float, stable_version: int | None = None
+    release: dict[str, Any] | None,
+    now: float,
+    stable_version: int | None = None,
+    live: dict[str, Any] | None = None,
+    is_live: bool = False,
 ) -> Text | Table:
-    """Return the selected release: request, decisions and a canary's figures."""
+    """Return the selected release: request, decisions and a canary's figures.
+
+    ``live`` is the model's live figures (``GET /deployments/{name}/live``),
+    shown under the release whose version serves as stable; ``is_live``
+    marks that release (see ``live_release_ids``).
+    """
     if release is None:
         return Text("Select a release.", style="dim")
-    text = _release_summary(release, now)
+    text = _release_summary(release, now, is_live)
+    figures = (live or {}).get("stable")
+    if (
+        release.get("state") == "promoted"
+        and figures
+        and figures.get("version") == release.get("version")
+    ):
+        summary = live_summary(figures, live["window_seconds"])
+        text.append(f"\nserving {summary}", style="cyan")
     if release.get("state") != "canary":
         return text
 
@@ -162,11 +195,11 @@ def release_details(
     return grid
 
 
-def _release_summary(release: dict[str, Any], now: float) -> Text:
+def _release_summary(release: dict[str, Any], now: float, is_live: bool) -> Text:
     text = Text(
         f"release {release['id']} · {release.get('model')} v{release.get('version')} · "
     )
-    text.append(state_text(release.get("state")))
+    text.append(state_text(release.get("state"), is_live))
     created = release.get("created_at")
     age = f"{format_age(now - created)} ago" if created else ""
     text.append(
@@ -196,6 +229,11 @@ class ReleasesScreen(ConsoleScreen):
         Binding("b", "rollback", "Roll back", id="rollback"),
     ]
 
+    def __init__(self, filter_text: str = "") -> None:
+        super().__init__(filter_text)
+        # Keys of the pending releases at the last redraw; None before it.
+        self._pending_seen: set[str] | None = None
+
     def compose_body(self) -> ComposeResult:
         yield ResourceTable(COLUMNS, id="releases")
         # Focusable, so Tab reaches the canary figures and the arrow keys
@@ -211,6 +249,8 @@ class ReleasesScreen(ConsoleScreen):
         selected = self._selected()
         if selected is not None and selected[1].get("state") == "canary":
             plan[selected[0]].add(f"{resources.RELEASE_PREFIX}{selected[1]['id']}")
+        if selected is not None and selected[1].get("state") == "promoted":
+            plan[selected[0]].add(resources.LIVE_PREFIX + selected[1]["model"])
         return plan
 
     def refresh_view(self, agents: set[str] | None) -> None:
@@ -228,8 +268,36 @@ class ReleasesScreen(ConsoleScreen):
                 for agent, r in releases
             ],
         )
+        self._follow_pending(
+            [
+                row_key(agent, r["id"])
+                for agent, r in releases
+                if r["state"] == "pending"
+            ]
+        )
         self._show_details()
         super().refresh_view(agents)
+
+    def _follow_pending(self, pending: list[str]) -> None:
+        """Move the cursor to the next release that waits for approval.
+
+        That is when the release under the cursor stops waiting (approved
+        or rejected), or when a new one begins to wait while the cursor
+        rests on a finished release. One the user is still deciding on
+        (pending, approved, canary) keeps the cursor.
+        """
+        seen, self._pending_seen = self._pending_seen, set(pending)
+        if seen is None or not pending:
+            return
+        table = self.query_one("#releases", ResourceTable)
+        key = table.selected_key
+        if key in seen and key not in pending:
+            table.select_key(pending[0])
+            return
+        selected = self._selected()
+        new = [k for k in pending if k not in seen]
+        if new and not (selected and selected[1].get("state") in STATE_ORDER):
+            table.select_key(new[0])
 
     def _row(self, agent: str, release: dict[str, Any], now: float, live: bool) -> Row:
         created = release.get("created_at")
@@ -256,12 +324,16 @@ class ReleasesScreen(ConsoleScreen):
             detail = self.rigdeck.data[agent].release_details.get(release["id"])
             if detail is not None and detail.get("state") == release.get("state"):
                 release = {**release, **detail}
-        stable = None
+        stable = live = None
+        is_live = False
         if selected is not None:
-            deployment = self.rigdeck.data[agent].deployment(release.get("model", ""))
+            data = self.rigdeck.data[agent]
+            deployment = data.deployment(release.get("model", ""))
             stable = (deployment or {}).get("stable_version")
+            live = data.live.get(release.get("model", ""))
+            is_live = release["id"] in live_release_ids(data)
         self.query_one("#release-details", Static).update(
-            release_details(release, self.rigdeck.clock(), stable)
+            release_details(release, self.rigdeck.clock(), stable, live, is_live)
         )
 
     def selection_changed(self) -> None:

@@ -150,11 +150,13 @@ class ResourceTable(DataTable):
         for old, new in zip(self._shown, shown, strict=True):
             if old.cells == new.cells:
                 continue
-            for column, before, after in zip(
-                self.column_names, old.cells, new.cells, strict=True
+            for column, width, before, after in zip(
+                self.column_names, self.column_widths, old.cells, new.cells, strict=True
             ):
                 if before != after:
-                    self.update_cell(new.key, column, after)
+                    # A column without a fixed width grows to a longer value,
+                    # as it would on a rebuild ("! pending" to "↩ rolled_back").
+                    self.update_cell(new.key, column, after, update_width=width is None)
 
     def _rebuild(self, shown: list[Row]) -> None:
         selected = self.selected_key

@@ -64,6 +64,8 @@ class FakeAgent:
     versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     releases: list[dict[str, Any]] = field(default_factory=list)
     deployments: list[dict[str, Any]] = field(default_factory=list)
+    # GET /deployments/{model}/live: the stable and canary figures by model.
+    live: dict[str, dict[str, Any]] = field(default_factory=dict)
     monitors: list[dict[str, Any]] = field(default_factory=list)
     drift_events: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -138,10 +140,11 @@ class FakeAgent:
             ),
             (
                 "GET",
-                r"/api/v1/releases",
+                r"/api/v1/deployments/([\w.-]+)/live",
                 "viewer",
-                lambda *a: _page(self.releases[::-1]),
+                self._live,
             ),
+            ("GET", r"/api/v1/releases", "viewer", self._list_releases),
             ("POST", r"/api/v1/releases", "operator", self._request_release),
             ("GET", r"/api/v1/releases/(\d+)", "viewer", self._get_release),
             ("POST", r"/api/v1/releases/(\d+)/approve", "approver", self._approve),
@@ -250,6 +253,12 @@ class FakeAgent:
             runs = [run for run in runs if run["state"] == params["state"]]
         return _page(runs[: int(params.get("limit") or 100)])
 
+    def _list_releases(self, caller, params, body):
+        releases = self.releases[::-1]
+        if params.get("state"):
+            releases = [r for r in releases if r["state"] == params["state"]]
+        return _page(releases[: int(params.get("limit") or 100)])
+
     def _run(self, run_id: str) -> dict[str, Any]:
         for run in self.runs:
             if run["id"] == int(run_id):
@@ -291,6 +300,18 @@ class FakeAgent:
         if model not in self.versions:
             raise FakeError(404, "not_found", f"No model named {model!r}.")
         return _page(self.versions[model][::-1])
+
+    def _live(self, caller, params, body, model):
+        self._deployment(model)
+        window = float(params.get("window_seconds") or 300)
+        figures = self.live.get(model, {})
+        return {
+            "model": model,
+            "window_seconds": window,
+            "since": NOW - window,
+            "stable": figures.get("stable"),
+            "canary": figures.get("canary"),
+        }
 
     def _deployment(self, model: str) -> dict[str, Any]:
         for item in self.deployments:
@@ -618,6 +639,13 @@ def _seed_models_and_releases(agent: FakeAgent) -> None:
             "rollback_version": 2,
         },
     ]
+    agent.live = {
+        "shuttle": {
+            "stable": {"version": 3, **_stats(1500, 2, 0.0047, 0.0031)},
+            "canary": {"version": 4, **_stats(500, 0, 0.004, 0.0033)},
+        },
+        "iris": {"stable": {"version": 1, **_stats(0, 0, None, None)}},
+    }
     agent.releases = [
         _release(1, "iris", 1, "promoted", "alice", NOW - 9 * 86400, ["bob"]),
         _release(2, "shuttle", 2, "promoted", "alice", NOW - 6 * 86400, ["bob"]),

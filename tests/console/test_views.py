@@ -10,7 +10,7 @@ from fake_agent import NOW, FakeAgent
 from console.client import AgentClient, AgentState
 from console.config import AgentEntry
 from console.resources import AgentData, merge_series
-from console.screens.fleet import fleet_row
+from console.screens.fleet import fleet_row, gpu_cell, models_cell
 from console.screens.host import gpu_history, process_owners
 from console.widgets import ResourceTable
 
@@ -36,6 +36,51 @@ def test_unknown_values_are_dashes_not_zeros():
     cells = fleet_row(client, AgentData()).cells
 
     assert [str(cell) for cell in cells[2:]] == ["-", "  -   -", "-", "-", "-"]
+
+
+def test_models_cell_marks_canaries_and_releases_awaiting_approval():
+    data = AgentData(
+        deployments=[
+            {"model": "shuttle", "stable_version": 3, "canary_version": 4},
+            {"model": "iris", "stable_version": 1, "canary_version": None},
+        ],
+        pending_releases=[
+            {"id": 9, "model": "shuttle", "version": 6},
+            {"id": 8, "model": "shuttle", "version": 5},
+            {"id": 7, "model": "phishing", "version": 1},
+        ],
+    )
+
+    assert models_cell(data) == "iris 1, phishing - !1, shuttle 3 ◇4 !5 !6"
+
+
+def test_gpu_cell_names_why_there_are_no_gpu_figures_in_its_width():
+    for reason, label in [
+        ("nvml_not_found", "no NVML"),
+        ("driver_mismatch", "reboot needed"),
+        ("some_new_reason", "some new reason"),
+    ]:
+        host = {"gpu": {"status": "unavailable", "reason": reason}}
+        assert gpu_cell(host).plain == label
+    assert len("reboot needed") < 14  # the GPU column, with its gap
+
+
+async def test_fleet_says_how_many_releases_wait_for_approval(tmp_path: Path):
+    agent = FakeAgent("gpu-a")
+    app = build_app(tmp_path, [agent])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(
+            pilot, lambda: "1 release waits for approval" in screen_text(app)
+        )
+        table = app.screen.query_one("#fleet", ResourceTable)
+        await wait_until(
+            pilot,
+            lambda: table.cell_text("gpu-a", "MODELS").endswith("shuttle 3 ◇4 !5"),
+        )
+
+        agent.releases[4]["state"] = "rejected"
+        app.poll_now()
+        await wait_until(pilot, lambda: "waits for approval" not in screen_text(app))
 
 
 def test_gpu_processes_are_matched_to_runs_and_serving():
