@@ -344,7 +344,8 @@ class RigdeckApp(App):
 
     def on_action_succeeded(self, message: ActionSucceeded) -> None:
         label = message.action.replace("_", " ")
-        self.notify(f"{message.agent}: {label} {message.target}: done.")
+        # Short, so that it does not cover the details it changed for long.
+        self.notify(f"{message.agent}: {label} {message.target}: done.", timeout=3)
         self.poll_now()
 
     def on_action_failed(self, message: ActionFailed) -> None:

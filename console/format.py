@@ -204,6 +204,8 @@ def live_summary(figures: dict[str, Any] | None, window_seconds: float) -> str:
     if not figures.get("requests"):
         return f"v{figures.get('version')}: no logged requests in the last {window}"
     parts = [f"{figures['requests']:,} requests"]
+    if figures.get("rows") and figures["rows"] != figures["requests"]:
+        parts[0] += f" ({figures['rows']:,} rows)"
     if figures.get("labelled"):
         parts.append(
             f"error rate {format_error_rate(figures)} of "

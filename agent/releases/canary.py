@@ -216,9 +216,9 @@ def _error_rate(
     return Check(
         "error_rate",
         increase <= policy.max_error_rate_increase,
-        f"The canary's error rate is {canary['error_rate']:.4f} against "
-        f"{stable['error_rate']:.4f} for stable (allowed increase "
-        f"{policy.max_error_rate_increase}).",
+        f"The canary's error rate is {canary['error_rate']:.2%} against "
+        f"{stable['error_rate']:.2%} for stable (allowed increase "
+        f"{policy.max_error_rate_increase * 100:g} points).",
     )
 
 
@@ -240,7 +240,9 @@ def _latency(
         "latency_p95",
         canary_p95 <= limit,
         f"The canary's p95 latency is {canary_p95 * 1000:.2f} ms against "
-        f"{stable_p95 * 1000:.2f} ms for stable (limit {limit * 1000:.2f} ms).",
+        f"{stable_p95 * 1000:.2f} ms for stable (limit {limit * 1000:.2f} ms: "
+        f"{policy.max_latency_p95_ratio:g} x stable + "
+        f"{policy.latency_slack_seconds * 1000:g} ms).",
     )
 
 

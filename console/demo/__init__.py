@@ -94,6 +94,7 @@ def run_headless(keep: bool = False, examples: tuple[Path, Path] = EXAMPLE_PAIR)
             signal.signal(sig, signal.SIG_IGN)
         say("Stopping the demo agents ...")
         fleet.stop()
+        say("Stopped the demo agents.")
         _clean_up(workdir, keep or status == 1)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -151,7 +152,9 @@ def _demo_app(agents: list[AgentEntry], **options: Any):
 
         def _update_banner(self) -> None:
             if self._instructions:
-                self.banner = "▶ Your turn: " + " ▶ ".join(self._instructions.values())
+                self.banner = "\n".join(
+                    f"▶ Your turn: {message}" for message in self._instructions.values()
+                )
             else:
                 self.banner = f"demo: {self._step}" if self._step else ""
 

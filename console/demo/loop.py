@@ -101,7 +101,7 @@ class DemoLoop:
         self.host_a = host_a
         self.host_b = host_b
         self.person = person
-        self.notify = notify
+        self._notify = notify
         self.console = console
         self.summary = Summary()
         self.replays: list[Replay] = []
@@ -112,16 +112,14 @@ class DemoLoop:
         try:
             await asyncio.gather(self._host_a(), self._host_b())
             await self._verify_audit()
-            self.notify(
-                f"Every stage completed in {self._elapsed():.0f} s."
-                + self._hint(
-                    " Look around (:audit, then v, verifies the chain); :quit "
-                    "stops the agents."
+            if self.console:
+                self._tell(
+                    f"Every stage completed in {self._elapsed():.0f} s. Look around "
+                    "(:audit, then v, verifies the chain); :quit stops the agents."
                 )
-            )
         except (DemoFailed, httpx.HTTPError) as error:
             self.summary.failure = str(error) or type(error).__name__
-            self.notify(f"The demo stopped: {self.summary.failure}")
+            self._tell(f"The demo stopped: {self.summary.failure}")
         finally:
             for replay in self.replays:
                 await replay.stop()
@@ -133,11 +131,11 @@ class DemoLoop:
     async def _host_a(self) -> None:
         host = self.host_a
         v1 = await self._train(host, 1)
-        self.summary.figures["shuttle v1 (validation)"] = _metrics(v1)
+        self.summary.figures["shuttle v1 (validation)"] = _metrics(v1, number=False)
         await self._release_first(host, 1)
         shift = f"{SHIFT_FEATURE}:+{SHIFT_STD:g}std@{SHIFT_ROW}"
         replay = self._replay(host, REPLAY_RATE, shift)
-        self.notify(
+        self._tell(
             f"{host.name}: version 1 is live. The replayer sends held-out Shuttle "
             f"rows with labels; at row {SHIFT_ROW} it adds {SHIFT_STD:g} standard "
             f"deviation to {SHIFT_FEATURE}."
@@ -148,8 +146,8 @@ class DemoLoop:
         )
         before = await self._error_before_shift(host, replay)
         await self._detect_drift(host)
-        await self._retrain(host)
-        self._error_after_shift(replay, before)
+        v2 = await self._retrain(host)
+        self._error_after_shift(replay, before, v2)
         await self._release_second(host)
         await self._error_after_promotion(host, replay, before)
         await self._roll_back_and_forward(host, replay)
@@ -183,7 +181,7 @@ class DemoLoop:
         alert = await self._alert_of(host, event)
         self._stage(host, "alert raised", f"alert {alert['id']}: {alert['message']}")
 
-    async def _retrain(self, host: DemoHost) -> None:
+    async def _retrain(self, host: DemoHost) -> dict:
         run = await self._drift_run(host)
         version = await self._version(host, run)
         lineage = version["lineage"]
@@ -194,17 +192,23 @@ class DemoLoop:
             f"{lineage['data_rows']} rows from feedback, gates "
             f"{version['gate_state']}",
         )
-        self.summary.figures["shuttle v2 (validation)"] = _metrics(version)
         if version["gate_state"] != "passed":
             raise DemoFailed(f"version 2 failed its gates: {_gate_reasons(version)}")
+        return version
 
-    def _error_after_shift(self, replay: Replay, before: float) -> None:
+    def _error_after_shift(self, replay: Replay, before: float, v2: dict) -> None:
         rate, rows = error_rate(
             [w for w in replay.windows if w.first_row >= SHIFT_ROW and w.only(1)]
+        )
+        self._stage(
+            self.host_a,
+            "traffic after the shift",
+            f"error rate {rate:.2%} over {rows} rows",
         )
         self.summary.figures["live error after the shift"] = (
             f"{rate:.2%} ({rows} rows, v1)"
         )
+        self.summary.figures["shuttle v2 (validation)"] = _metrics(v2, number=False)
         if not rate >= 2 * before:
             raise DemoFailed(
                 f"the shift raised the error rate from {before:.2%} only to "
@@ -272,7 +276,9 @@ class DemoLoop:
         version = await self._train(host, 1)
         await self._release_first(host, 1)
         self._replay(host, 5.0, None)
-        self.summary.figures[f"{host.model} v1 (validation)"] = _metrics(version)
+        self.summary.figures[f"{host.model} v1 (validation)"] = _metrics(
+            version, number=False
+        )
 
     # Steps.
 
@@ -283,7 +289,7 @@ class DemoLoop:
                 f"/api/v1/jobs/{host.model}/trigger",
                 {"reason": "demo: first version"},
             )
-            self.notify(
+            self._tell(
                 f"{host.name}: training version {number} of {host.model} (run "
                 f"{run['id']}).{self._hint(' Type :runs to watch it.')}"
             )
@@ -400,7 +406,7 @@ class DemoLoop:
             return fired[0] if fired else None
 
         run = await self._until_async(drift_run, "the training run fired by the drift")
-        self.notify(
+        self._tell(
             f"{host.name}: the drift fired training run {run['id']} on data that "
             "includes the labelled traffic after the change."
             f"{self._hint(' Type :runs to watch it.')}"
@@ -451,7 +457,11 @@ class DemoLoop:
     def _stage(self, host: DemoHost, name: str, detail: str) -> None:
         stage = Stage(host.name, name, round(self._elapsed(), 1), detail)
         self.summary.stages.append(stage)
-        self.notify(f"{stage.seconds:6.1f} s  {host.name}: {name}: {detail}")
+        self._notify(f"{stage.seconds:6.1f} s  {host.name}: {name}: {detail}")
+
+    def _tell(self, message: str) -> None:
+        """Show ``message`` with the seconds since the start, as stages are shown."""
+        self._notify(f"{self._elapsed():6.1f} s  {message}")
 
     def _check_processes(self) -> None:
         """Fail at once when an agent or a replay has exited, naming it."""
@@ -491,10 +501,11 @@ class DemoLoop:
         raise DemoFailed(f"gave up waiting for {what} after {timeout:.0f} s")
 
 
-def _metrics(version: dict) -> str:
+def _metrics(version: dict, number: bool = True) -> str:
     metrics = version["metrics"]
+    prefix = f"v{version['number']} " if number else ""
     return (
-        f"v{version['number']} accuracy {metrics['accuracy']:.4f}, recall "
+        f"{prefix}accuracy {metrics['accuracy']:.4f}, recall "
         f"{metrics['recall']:.4f}, f1 {metrics['f1']:.4f}"
     )
 

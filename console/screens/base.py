@@ -324,10 +324,17 @@ class ConsoleScreen(Screen):
             if blocker is not None:
                 event.stop()
                 self.notify(
-                    f"Cannot {binding.action.replace('_', ' ')}: {blocker}.",
+                    f"Cannot {self.action_label(binding.action)}: {blocker}.",
                     severity="warning",
                 )
             return
+
+    def action_label(self, action: str) -> str:
+        """Return the footer's words for ``action`` (``roll back``), in lower case."""
+        for binding in self._bindings_list():
+            if binding.action == action and binding.description:
+                return binding.description.lower()
+        return action.replace("_", " ")
 
     def refuse_if_blocked(self, action: str) -> bool:
         """Return True (and say why) when ``action`` may not run now."""
@@ -335,7 +342,7 @@ class ConsoleScreen(Screen):
         if blocker is None:
             return False
         self.notify(
-            f"Cannot {action.replace('_', ' ')}: {blocker}.", severity="warning"
+            f"Cannot {self.action_label(action)}: {blocker}.", severity="warning"
         )
         return True
 

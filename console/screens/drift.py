@@ -94,14 +94,32 @@ def _version_text(event: dict[str, Any]) -> str:
 
 
 def stats_text(stats: dict[str, Any] | None) -> str:
+    """Return an event's statistics: the mean before and after the change, and z.
+
+    Statistics of another shape show as ``key value`` pairs, nested keys
+    dotted.
+    """
     if not stats:
         return ""
-    return truncate(
-        " ".join(
-            f"{key} {format_number(value)}" for key, value in sorted(stats.items())
-        ),
-        30,
-    )
+    before = stats.get("before") if isinstance(stats.get("before"), dict) else {}
+    after = stats.get("after") if isinstance(stats.get("after"), dict) else {}
+    if "mean" in before and "mean" in after:
+        text = f"mean {format_number(before['mean'])} → {format_number(after['mean'])}"
+        z = (stats.get("transformed") or {}).get("z")
+        if z is not None:
+            text += f" z {format_number(z)}"
+        return truncate(text, 30)
+    return truncate(" ".join(f"{k} {format_number(v)}" for k, v in _flat(stats)), 30)
+
+
+def _flat(stats: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    pairs: list[tuple[str, Any]] = []
+    for key, value in sorted(stats.items()):
+        if isinstance(value, dict):
+            pairs.extend(_flat(value, f"{prefix}{key}."))
+        else:
+            pairs.append((f"{prefix}{key}", value))
+    return pairs
 
 
 class DriftScreen(ConsoleScreen):

@@ -31,7 +31,7 @@ STATE_LABELS = {
     AgentState.UNAUTHORIZED: ("⊘", "token rejected", "red"),
 }
 COLUMNS = ("AGENT", "STATE", "GPU util mem", "CPU MEM", "RUNS", "MODELS", "ALERTS")
-MODELS_WIDTH = 14
+MODELS_WIDTH = 13
 # Short labels, in the GPU column's width, of the reasons a host has no GPU
 # figures (agent.telemetry._nvml). The host view shows the agent's message.
 GPU_REASONS = {
@@ -44,7 +44,7 @@ GPU_REASONS = {
 # Fixed widths with one blank cell of gap included (the table has no cell
 # padding), so that the fleet fits 80 columns with agent names of up to ten
 # characters. The agent's name is measured once at mount.
-COLUMN_WIDTHS = (None, 20, 14, 8, 5, MODELS_WIDTH + 1, 6)
+COLUMN_WIDTHS = (None, 20, 14, 9, 5, MODELS_WIDTH + 1, 6)
 NAME_WIDTH_MAX = 24
 SCROLLBAR_WIDTH = 2
 # Data younger than this shows as "<5s": ages of healthy agents do not tick

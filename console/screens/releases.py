@@ -75,7 +75,7 @@ def state_text(state: str | None, live: bool = False) -> Text:
         return Text("★ live", style="bold green")
     if state == "promoted":
         # Promoted once, but a later release or a rollback replaced it.
-        return Text("○ promoted", style="dim green")
+        return Text("○ superseded", style="dim green")
     symbol, style = RELEASE_STATES.get(state or "", ("?", ""))
     return Text(f"{symbol} {state or 'unknown'}", style=style)
 

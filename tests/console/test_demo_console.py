@@ -53,8 +53,8 @@ async def test_banner_keeps_the_latest_step_and_the_users_turn(tmp_path: Path):
         await pilot.pause()
         # A step of the loop does not hide what the user must do.
         assert banner_of(app) == (
-            "▶ Your turn: approve release 5 (shuttle v5 on gpu-a) ▶ approve "
-            "release 1 (phishing v1 on gpu-b)"
+            "▶ Your turn: approve release 5 (shuttle v5 on gpu-a)\n"
+            "▶ Your turn: approve release 1 (phishing v1 on gpu-b)"
         )
 
         await open_releases(app, pilot)

@@ -51,5 +51,5 @@ def test_no_deployment_nothing_live() -> None:
 
 def test_state_texts() -> None:
     assert state_text("promoted", live=True).plain == "★ live"
-    assert state_text("promoted").plain == "○ promoted"
+    assert state_text("promoted").plain == "○ superseded"
     assert state_text("pending").plain == "! pending"

@@ -10,6 +10,7 @@ from fake_agent import NOW, FakeAgent
 from console.client import AgentClient, AgentState
 from console.config import AgentEntry
 from console.resources import AgentData, merge_series
+from console.screens.drift import stats_text
 from console.screens.fleet import fleet_row, gpu_cell, models_cell
 from console.screens.host import gpu_history, process_owners
 from console.widgets import ResourceTable
@@ -81,6 +82,19 @@ async def test_fleet_says_how_many_releases_wait_for_approval(tmp_path: Path):
         agent.releases[4]["state"] = "rejected"
         app.poll_now()
         await wait_until(pilot, lambda: "waits for approval" not in screen_text(app))
+
+
+def test_drift_event_stats_read_as_means_not_dicts():
+    stats = {
+        "change_index": 3140,
+        "before": {"count": 100, "mean": 46.64, "std": 2.1},
+        "after": {"count": 100, "mean": 59.9, "std": 2.3},
+        "transformed": {"before_mean": 0.1, "after_mean": 0.9, "z": 12.25},
+    }
+
+    assert stats_text(stats) == "mean 46.64 → 59.9 z 12.25"
+    assert stats_text({"p_value": 0.0004, "d": 0.21}) == "d 0.21 p_value 0.0004"
+    assert stats_text({"a": {"b": 1}}) == "a.b 1"
 
 
 def test_gpu_processes_are_matched_to_runs_and_serving():

@@ -68,8 +68,8 @@ def test_error_rate_increase_fails():
 
     assert (verdict.decided, verdict.passed) == (True, False)
     assert verdict.summary == (
-        "The canary's error rate is 0.1300 against 0.1000 for stable (allowed "
-        "increase 0.02)."
+        "The canary's error rate is 13.00% against 10.00% for stable (allowed "
+        "increase 2 points)."
     )
 
 
@@ -94,7 +94,7 @@ def test_slow_canary_fails():
     assert verdict.passed is False
     assert verdict.summary == (
         "The canary's p95 latency is 21.00 ms against 10.00 ms for stable (limit "
-        "20.00 ms)."
+        "20.00 ms: 1.5 x stable + 5 ms)."
     )
 
 
@@ -206,8 +206,8 @@ def test_failing_canary_is_aborted(releases):
     after = release_rows.get_release(setup.store.db, release["id"])
     assert after["state"] == "aborted"
     assert after["state_reason"] == (
-        "The canary's error rate is 1.0000 against 0.0000 for stable (allowed "
-        "increase 0.02)."
+        "The canary's error rate is 100.00% against 0.00% for stable (allowed "
+        "increase 2 points)."
     )
     deployment = deployment_rows.get_deployment(setup.store.db, "m")
     assert (deployment["stable_version"], deployment["canary_version"]) == (1, None)
