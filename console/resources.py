@@ -212,15 +212,17 @@ def apply(data: AgentData, kind: str, result: Any, now: float) -> None:
     elif kind in (ACTIVE_RUNS, RUNS, JOBS, MODELS, DEPLOYMENTS, ALERTS):
         setattr(data, kind, result["items"])
     elif kind == RELEASES:
-        data.releases = result["items"]
+        data.releases = [_checked_item(item) for item in result["items"]]
         if result.get("next_cursor") is None:
             # The whole list contains the pending ones, so update the fleet's too.
             data.pending_releases = [
-                r for r in data.releases if r.get("state") == "pending"
+                _checked_release(r)
+                for r in data.releases
+                if r.get("state") == "pending"
             ]
             data.fetched_at[PENDING_RELEASES] = now
     elif kind == PENDING_RELEASES:
-        data.pending_releases = result["items"]
+        data.pending_releases = [_checked_release(item) for item in result["items"]]
     elif kind == MONITORS:
         data.monitors = result["items"]
     elif kind == DRIFT_EVENTS:
@@ -232,12 +234,48 @@ def apply(data: AgentData, kind: str, result: Any, now: float) -> None:
     elif kind.startswith(RELEASE_PREFIX):
         data.release_details[int(kind.removeprefix(RELEASE_PREFIX))] = result
     elif kind.startswith(LIVE_PREFIX):
-        data.live[kind.removeprefix(LIVE_PREFIX)] = result
+        data.live[kind.removeprefix(LIVE_PREFIX)] = _checked_live(result)
     elif kind.startswith(TELEMETRY_PREFIX):
         metric = kind.removeprefix(TELEMETRY_PREFIX)
         data.telemetry[metric] = merge_series(
             data.telemetry.get(metric), result["series"], now
         )
+
+
+def _checked_item(item: Any) -> dict[str, Any]:
+    """Return a list item with an integer id, or raise ValueError."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), int):
+        raise ValueError(f"an item without an integer id: {item!r}")
+    return item
+
+
+def _checked_release(item: Any) -> dict[str, Any]:
+    """Return a pending release as the fleet reads it, or raise ValueError."""
+    if not isinstance(_checked_item(item).get("model"), str):
+        raise ValueError(f"a release without a model name: {item!r}")
+    if not isinstance(item.get("version"), int):
+        raise ValueError(f"release {item.get('id')!r} has no version number")
+    return item
+
+
+def _checked_live(result: Any) -> dict[str, Any]:
+    """Return live figures whose numbers are numbers, or raise ValueError."""
+    if not isinstance(result, dict):
+        raise ValueError(f"live figures that are not an object: {result!r}")
+    window = result.get("window_seconds", LIVE_WINDOW_SECONDS)
+    if not isinstance(window, (int, float)):
+        raise ValueError(f"window_seconds {window!r} is not a number")
+    checked = {**result, "window_seconds": float(window)}
+    for role in ("stable", "canary"):
+        figures = result.get(role)
+        if figures is None:
+            continue
+        if not isinstance(figures, dict) or not isinstance(figures.get("version"), int):
+            raise ValueError(f"{role} figures without a version number: {figures!r}")
+        for key, value in figures.items():
+            if value is not None and not isinstance(value, (int, float)):
+                raise ValueError(f"{role} {key} {value!r} is not a number")
+    return checked
 
 
 def _merge_by_id(

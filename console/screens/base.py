@@ -9,6 +9,7 @@ the hint line; in a read-only console they are hidden and refused.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from console.client import AgentClient
     from console.resources import AgentData
 
+
+logger = logging.getLogger(__name__)
 
 # Key, action and footer label of each state-changing action.
 ACTION_KEYS = {
@@ -138,8 +141,14 @@ class ConsoleScreen(Screen):
     def _redraw(self) -> None:
         agents, self._dirty_agents = self._dirty_agents, set()
         self._redraw_pending = False
-        if self.is_current:
+        if not self.is_current:
+            return
+        try:
             self.refresh_view(agents)
+        except Exception as error:
+            # Data from one odd agent must not close the console on all of them.
+            logger.exception("redrawing %s for %s failed", self.VIEW, sorted(agents))
+            self._set_hint(f"redrawing failed: {error!r}; see the console log")
 
     def on_screen_resume(self) -> None:
         self.refresh_view(None)

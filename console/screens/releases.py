@@ -272,7 +272,7 @@ class ReleasesScreen(ConsoleScreen):
             [
                 row_key(agent, r["id"])
                 for agent, r in releases
-                if r["state"] == "pending"
+                if r.get("state") == "pending"
             ]
         )
         self._show_details()
