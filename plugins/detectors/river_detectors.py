@@ -193,6 +193,13 @@ class HddmA(RiverDetector):
 
     Fed 0 (correct) and 1 (wrong). With ``two_sided_test = false``, the
     default, it reports only increases of the error rate.
+
+    HDDM_A keeps the running mean at its cut point, the sample where the
+    mean plus its Hoeffding bound was lowest, and tests the mean since
+    then against it. So ``change_size`` is the count of values since that
+    cut point. Its detection comes hundreds of values after a rise from a
+    low error rate, and without this estimate the monitor's z-test would
+    take its baseline from values after the change.
     """
 
     name = "hddm-a"
@@ -211,3 +218,17 @@ class HddmA(RiverDetector):
                 f"{where}: warning_confidence ({options['warning_confidence']}) "
                 f"must be at least drift_confidence ({options['drift_confidence']})."
             )
+
+    def change_size(self) -> int | None:
+        # river 0.26 names the running mean ``_z`` and the means at the cut
+        # points ``_x_min`` (for increases) and ``_x_max`` (for decreases,
+        # tested only when two-sided). All three reset on the next update.
+        # Another river release may rename them; the monitor then falls
+        # back to confirm_rows.
+        detector = self._detector
+        try:
+            rose = detector._mean_incr(detector.drift_confidence)
+            cut = detector._x_min if rose else detector._x_max
+            return int(detector._z.n - cut.n)
+        except AttributeError:
+            return None

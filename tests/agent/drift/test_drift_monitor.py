@@ -209,6 +209,24 @@ def test_error_monitor_reports_rise_not_fall() -> None:
     assert fall_findings == []
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_error_monitor_confirms_rise_from_low_rate(seed: int) -> None:
+    # HDDM_A fires 400 to 900 values after this rise. The z-test baseline
+    # must end at HDDM_A's cut point, not confirm_rows before the detection,
+    # or it holds the raised error rate and the rise is dismissed.
+    rng = np.random.default_rng(seed)
+    monitor = _monitor(HddmA, rise_only=True)
+    low = (rng.random(3000) < 0.0007).astype(float)
+    high = (rng.random(2500) < 0.08).astype(float)
+
+    findings = monitor.feed(np.concatenate([low, high]))
+
+    assert len(findings) == 1
+    assert monitor.counts.dismissed == 0
+    assert 2950 <= findings[0].stats["change_index"] <= 3100
+    assert findings[0].stats["before"]["mean"] < 0.01
+
+
 def test_restart_keeps_drift_and_raises_no_new_event() -> None:
     rng = np.random.default_rng(9)
     before = _monitor(Adwin, _normal_reference(), cooldown_rows=5000)
