@@ -72,8 +72,9 @@ def _cli_actor() -> str:
 class _AgentCommandGroup(click.Group):
     """The top-level group, where every command's expected errors are reported.
 
-    An ``AgentError`` or ``StoreError``, and any error whose chain shows a
-    full file system, becomes one ``Error:`` line on stderr and exit
+    An ``AgentError`` or ``StoreError``, any error whose chain shows a
+    full file system, and SQLite's errors about the store file (read-only,
+    cannot open, I/O) become one ``Error:`` line on stderr and exit
     status 1, the status of every other ``click.ClickException``. Other
     errors keep their traceback, because they are bugs.
     """
@@ -82,12 +83,64 @@ class _AgentCommandGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (AgentError, StoreError, sqlite3.Error, OSError) as error:
-            full = _disk_full_error(error)
+            full = _disk_full_error(error) or _full_store_directory(ctx, error)
             if full is not None:
                 raise click.ClickException(_disk_full_message(ctx, full)) from error
             if isinstance(error, (AgentError, StoreError)):
                 raise click.ClickException(str(error)) from error
+            message = _store_file_message(ctx, error)
+            if message is not None:
+                raise click.ClickException(message) from error
             raise
+
+
+# SQLite's result codes for a store file it cannot open, write or read.
+_STORE_FILE_ERRORS = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR")
+
+
+def _store_file_error(error: BaseException) -> sqlite3.Error | None:
+    name = getattr(error, "sqlite_errorname", None) or ""
+    if isinstance(error, sqlite3.Error) and name.startswith(_STORE_FILE_ERRORS):
+        return error
+    return None
+
+
+def _full_store_directory(ctx: click.Context, error: BaseException):
+    """Return ``error`` when it is an I/O error and the store's file system is full.
+
+    With no block left, SQLite fails to create the store's shared-memory
+    file and reports an I/O error rather than SQLITE_FULL.
+    """
+    store_path = ctx.meta.get(_STORE_PATH_KEY)
+    failed = _store_file_error(error)
+    if failed is None or store_path is None or "IOERR" not in failed.sqlite_errorname:
+        return None
+    try:
+        free = os.statvfs(store_path.parent).f_bavail
+    except OSError:
+        return None
+    return error if free == 0 else None
+
+
+def _store_file_message(ctx: click.Context, error: BaseException) -> str | None:
+    failed = _store_file_error(error)
+    store_path = ctx.meta.get(_STORE_PATH_KEY)
+    if failed is None or store_path is None:
+        return None
+    if failed.sqlite_errorname.startswith("SQLITE_READONLY"):
+        fix = (
+            f"Run the command as the user that owns {store_path} (`ls -l` shows "
+            "it), or give that user write access to the file and its directory."
+        )
+    elif failed.sqlite_errorname.startswith("SQLITE_CANTOPEN"):
+        fix = (
+            f"Check that {store_path.parent} exists and that this user may "
+            "read and write in it."
+        )
+    else:
+        fix = f"Check the file system that contains {store_path.parent}."
+    code = failed.sqlite_errorname
+    return f"Cannot use the store {store_path}: {failed} ({code}). {fix}"
 
 
 def _disk_full_error(error: BaseException | None) -> BaseException | None:
@@ -191,9 +244,20 @@ def init(
 
     parse_config(tomllib.loads(text), config_path)
     (directory / "data").mkdir(parents=True, exist_ok=True)
-    config_path.write_text(text)
+    _write_atomically(config_path, text)
     click.echo(f"Wrote {config_path} and {directory / 'data'}.")
     click.echo(f"Start the agent: rigdeck-agent run --config {config_path}")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file, so a failed write leaves no stub."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 @cli.command()
@@ -260,8 +324,8 @@ def _insert_token(
     """Store the token and its audit entry, and return the secret."""
     from store import audit, tokens
 
-    # Closing the store on an error rolls back a transaction whose COMMIT
-    # failed, which Store.write() may leave open.
+    # The store is closed on an error too, which rolls back anything a
+    # failed write left open.
     with (
         contextlib.closing(_open_store(config_path, create=True)) as store,
         store.write() as db,

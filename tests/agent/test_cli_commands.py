@@ -271,3 +271,85 @@ def test_new_store_on_full_disk_is_reported(
     assert "Inspect the file" not in result.stderr
     tables = "SELECT name FROM sqlite_master WHERE name = 'tokens'"
     assert _rows(store_path, tables) == []
+
+
+def _fail_audit_writes_with(monkeypatch: pytest.MonkeyPatch, code: str, text: str):
+    from store import audit
+
+    def append_entry(db, **fields) -> int:
+        error = sqlite3.OperationalError(text)
+        error.sqlite_errorname = code
+        raise error
+
+    monkeypatch.setattr(audit, "append_entry", append_entry)
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "fix"),
+    [
+        (
+            "SQLITE_READONLY",
+            "attempt to write a readonly database",
+            "Run the command as the user that owns",
+        ),
+        ("SQLITE_CANTOPEN", "unable to open database file", "exists and that"),
+        ("SQLITE_IOERR_SHMSIZE", "disk I/O error", "Check the file system"),
+    ],
+)
+def test_store_file_errors_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str, text: str, fix: str
+) -> None:
+    config = _host_with_token(tmp_path)
+    store_path = tmp_path / "host" / "data" / "store.db"
+    _fail_audit_writes_with(monkeypatch, code, text)
+
+    result = _invoke("token", "revoke", "first", "--config", str(config))
+
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(
+        f"Error: Cannot use the store {store_path}: {text} ({code})."
+    )
+    assert fix in result.stderr
+    assert _rows(store_path, "SELECT revoked_at FROM tokens") == [(None,)]
+
+
+def test_io_error_on_a_full_file_system_is_reported_as_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no block left SQLite cannot create the -shm file and reports an
+    # I/O error, not SQLITE_FULL.
+    config = _host_with_token(tmp_path)
+    store_path = tmp_path / "host" / "data" / "store.db"
+    _fail_audit_writes_with(monkeypatch, "SQLITE_IOERR_SHMSIZE", "disk I/O error")
+    real_statvfs = os.statvfs
+
+    class Full:
+        def __init__(self, real) -> None:
+            self.f_bavail = 0
+            self.real = real
+
+    monkeypatch.setattr(os, "statvfs", lambda path: Full(real_statvfs(path)))
+
+    result = _invoke("token", "revoke", "first", "--config", str(config))
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: Cannot write to the store {store_path}: disk I/O error."
+    )
+    assert f"df -h {store_path.parent}" in result.stderr
+
+
+def test_init_that_fails_to_write_leaves_no_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def replace(source, target) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+
+    monkeypatch.setattr(os, "replace", replace)
+
+    result = _init(tmp_path / "host")
+
+    assert result.exit_code == 1
+    assert "No space left on device" in result.output
+    assert sorted(p.name for p in (tmp_path / "host").iterdir()) == ["data"]

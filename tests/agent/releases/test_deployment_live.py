@@ -45,7 +45,7 @@ def _prediction(
 
 def _fill(store: Store, now: float) -> None:
     """Log known traffic: m serves v1 with canary v2, n serves v1 alone."""
-    recent, old = now - 60, now - 3600
+    recent, old = now - 60, now - 1800
     rows = [
         _prediction("m", 1, f"s{index}", recent, latency=0.01 * (index + 1))
         for index in range(4)
@@ -102,7 +102,7 @@ def test_live_stats_per_version(agent):
         default = viewer.get("/api/v1/deployments/m/live")
         after = time.time()
         wide = viewer.get(
-            "/api/v1/deployments/m/live", params={"window_seconds": "7200"}
+            "/api/v1/deployments/m/live", params={"window_seconds": "3600"}
         )
         alone = viewer.get("/api/v1/deployments/n/live")
 
@@ -134,7 +134,7 @@ def test_live_stats_per_version(agent):
         "error_rate": 0.0,
     }
     assert wide.status_code == 200, wide.text
-    assert wide.json()["window_seconds"] == 7200.0
+    assert wide.json()["window_seconds"] == 3600.0
     assert wide.json()["stable"]["requests"] == 11
     assert wide.json()["stable"]["server_errors"] == 6
     assert wide.json()["stable"]["labelled"] == 4
@@ -148,7 +148,7 @@ def test_live_stats_per_version(agent):
 
 
 def test_live_rejects_bad_window(agent):
-    values = ["5", "9.99", "86401", "1e400", "-300", "abc", "nan", "inf", ""]
+    values = ["5", "9.99", "3601", "86400", "1e400", "-300", "abc", "nan", "inf", ""]
     with agent.client("viewer") as viewer:
         responses = {
             value: viewer.get(
@@ -163,7 +163,7 @@ def test_live_rejects_bad_window(agent):
             "error": {
                 "code": "invalid_request",
                 "message": "query.window_seconds: Input should be a number of "
-                f"seconds from 10 to 86400 (got {value!r})",
+                f"seconds from 10 to 3600 (got {value!r})",
             }
         }
 
@@ -172,13 +172,13 @@ def test_live_bounds_are_allowed(agent):
     with agent.client("viewer") as viewer:
         low = viewer.get("/api/v1/deployments/m/live", params={"window_seconds": "10"})
         high = viewer.get(
-            "/api/v1/deployments/m/live", params={"window_seconds": "86400"}
+            "/api/v1/deployments/m/live", params={"window_seconds": "3600"}
         )
 
     assert low.status_code == 200, low.text
     assert low.json()["window_seconds"] == 10.0
     assert high.status_code == 200, high.text
-    assert high.json()["window_seconds"] == 86400.0
+    assert high.json()["window_seconds"] == 3600.0
 
 
 def test_live_unknown_model_and_auth(agent):
