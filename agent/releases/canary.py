@@ -10,8 +10,11 @@ latency. A verdict is ``decided`` once it passes or fails.
 The controller judges a canary on every analysis pass. ``hold_decision``
 keeps the first decision, so that what people were notified of stays
 true, and later passes replace only the figures. A passed canary whose
-checks fail later becomes failed, so one that degrades after passing is
-still caught.
+checks fail later becomes failed.
+
+NOTE: the figures count from the canary's start, so a canary that
+degrades late is caught only once the whole period crosses a limit: 90
+wrong answers after 5,000 good ones still pass the error-rate check.
 """
 
 from __future__ import annotations
