@@ -7,6 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.widgets import Static
 
 from console import resources
 from console.format import NO_VALUE, format_age, truncate
@@ -28,6 +29,16 @@ def severity_text(severity: str | None) -> Text:
     return Text(f"{symbol} {severity or 'unknown'}", style=style)
 
 
+def alert_details(agent: str, alert: dict[str, Any]) -> Text:
+    """Return the selected alert: its whole message, source and acknowledgement."""
+    text = Text(f"alert {alert['id']} on {agent} · {alert.get('kind') or NO_VALUE}")
+    text.append(f" · {alert.get('source') or NO_VALUE}\n", style="dim")
+    text.append(alert.get("message") or "")
+    if alert.get("acknowledged_by"):
+        text.append(f"\nacknowledged by {alert['acknowledged_by']}", style="dim")
+    return text
+
+
 class AlertsScreen(ConsoleScreen):
     """Open alerts by default; ``o`` shows acknowledged ones too."""
 
@@ -43,6 +54,8 @@ class AlertsScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         yield ResourceTable(COLUMNS, id="alerts")
+        # The whole message: the table cuts it to its column.
+        yield Static(id="alert-details")
 
     def poll_plan(self) -> dict[str, set[str]]:
         return {name: {resources.ALERTS} for name in self.rigdeck.clients}
@@ -57,7 +70,19 @@ class AlertsScreen(ConsoleScreen):
         ]
         alerts.sort(key=lambda pair: pair[1].get("created_at") or 0.0, reverse=True)
         self.set_rows_of("alerts", [self._row(agent, a, now) for agent, a in alerts])
+        self._show_details()
         super().refresh_view(agents)
+
+    def _show_details(self) -> None:
+        selected = self._selected()
+        self.query_one("#alert-details", Static).update(
+            alert_details(*selected) if selected else Text("")
+        )
+
+    def selection_changed(self) -> None:
+        if self.is_mounted:
+            self._show_details()
+        super().selection_changed()
 
     def _row(self, agent: str, alert: dict[str, Any], now: float) -> Row:
         created = alert.get("created_at")

@@ -49,6 +49,7 @@ MONITOR_STATES = {
     "drifting": ("▲", "bold red"),
 }
 TREND_WIDTH = 12
+SIGNAL_WIDTH = 22
 # Without a history from the agent, the trend is the count of drift events
 # in each of TREND_WIDTH buckets over this window.
 TREND_WINDOW_SECONDS = 86400.0
@@ -171,7 +172,8 @@ class DriftScreen(ConsoleScreen):
             (
                 agent,
                 model,
-                monitor.get("signal") or NO_VALUE,
+                # Feature names can be long; Enter filters the events by it.
+                truncate(monitor.get("signal") or NO_VALUE, SIGNAL_WIDTH),
                 monitor.get("detector") or NO_VALUE,
                 monitor_state(monitor.get("status")),
                 trend(monitor, events, now),
@@ -207,8 +209,20 @@ class DriftScreen(ConsoleScreen):
         key = table.selected_key
         if key is None:
             return
-        signal = table.cell_text(key, "SIGNAL")
-        model = table.cell_text(key, "MODEL").removesuffix(" ◇")
+        agent, _, monitor_id = key.partition("\t")
+        monitor = next(
+            (
+                m
+                for m in self.rigdeck.data[agent].monitors or ()
+                if str(m.get("id")) == monitor_id
+            ),
+            None,
+        )
+        if monitor is None:
+            return
+        # The SIGNAL cell may be cut to its column; filter by the whole name.
+        signal = monitor.get("signal") or ""
+        model = monitor.get("model") or ""
         events = self.query_one("#events", ResourceTable)
         events.filter_text = f"{model} {signal}"
         self.set_focus(events)

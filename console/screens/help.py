@@ -29,6 +29,9 @@ SYMBOLS = (
     ("✕ unreachable", "no connection; retried with backoff up to 30 s"),
     ("▕██▌ ▏", "a bar: filled share of utilisation or memory; dots: unknown"),
     ("3 ◇4", "model serves stable v3 and canary v4"),
+    ("3 !4", "a release of v4 waits for approval"),
+    ("★ live  ○ superseded", "release serving now; promoted once, since replaced"),
+    ("! pending  ↩ rolled_back", "waits for approval; ended by a rollback"),
     ("✓ ✕ … !", "passed, failed, pending, overridden (gates, runs)"),
 )
 
@@ -67,14 +70,21 @@ class HelpScreen(ModalScreen[None]):
             yield Static(self._pairs_table("Symbols", SYMBOLS))
 
     def _keys_table(self) -> Table:
-        """Return the screen's keys first, then the app's, then the table's."""
+        """Return the screen's keys first, then the app's, then how to move.
+
+        The focused table's own bindings (cursor keys, pages) are summed up
+        in one row, so that they do not bury the screen's keys.
+        """
         table = Table(title="Keys", title_justify="left", expand=True, box=None)
         table.add_column("key", style="bold", no_wrap=True)
         table.add_column("does")
-        table.add_column("now", overflow="fold")
+        table.add_column("available", overflow="fold")
         active = sorted(self.described.active_bindings.values(), key=self._order)
         for item in active:
-            table.add_row(*self._describe(item.binding, item.enabled))
+            if self._order(item) < 3:
+                table.add_row(*self._describe(item.binding, item.enabled))
+        table.add_row("↑ ↓ g G", "move in the table; PgUp, PgDn a page", "")
+        table.add_row("Tab", "the next table of the screen", "")
         if getattr(self.app, "readonly", False):
             table.add_row("", "state-changing actions", "hidden: read-only console")
         return table
@@ -83,13 +93,13 @@ class HelpScreen(ModalScreen[None]):
         """Actions first, then the screen's own keys, the app's, the rest."""
         if item.binding.action in ACTION_ROLES:
             return 0
-        if item.node is self.described and item.binding.show:
+        if item.node is self.described:
             return 1
         return 2 if item.node is self.app else 3
 
     def _describe(self, binding: Binding, enabled: bool) -> tuple[str, str, Text]:
         action = binding.action.rpartition(".")[2]
-        state = Text("ok" if enabled else "disabled")
+        state = Text("yes" if enabled else "disabled")
         blocker = getattr(self.described, "action_blocker", None)
         if action in ACTION_ROLES and blocker is not None:
             reason = blocker(action)

@@ -25,7 +25,16 @@ from console.screens.reason_dialog import ReasonDialog
 from console.widgets import ResourceTable, Row
 
 JOB_COLUMNS = ("AGENT", "JOB", "TRIGGER", "NEXT FIRE", "LAST FIRE", "ACTIVE")
-RUN_COLUMNS = ("AGENT", "RUN", "MODEL", "STATE", "PROGRESS", "TIME", "METRICS")
+RUN_COLUMNS = (
+    "AGENT",
+    "RUN",
+    "MODEL",
+    "TRIGGER",
+    "STATE",
+    "PROGRESS",
+    "TIME",
+    "METRICS",
+)
 RUN_STATES = {
     "queued": ("…", "dim"),
     "running": ("▶", "cyan"),
@@ -177,6 +186,8 @@ class RunsScreen(ConsoleScreen):
                 agent,
                 str(run["id"]),
                 run.get("model") or NO_VALUE,
+                # manual, schedule, on_start or drift.
+                truncate(run.get("trigger") or NO_VALUE, 8),
                 state_text(run.get("state")),
                 progress_cell(run),
                 duration_of(run, now),
