@@ -9,6 +9,7 @@ the approver. ``run_demo`` runs the loop under the console,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
 import sys
@@ -46,12 +47,16 @@ def run_demo(keep: bool = False) -> None:
         app.loop = loop
         app.run()
     finally:
+        # A closed terminal sends SIGHUP, maybe twice; the agents must stop
+        # and the directory go all the same.
+        for sig in (*STOP_SIGNALS, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
         if loop is not None:
             for replay in loop.replays:
                 replay.kill()
         fleet.stop()
-        print("Stopped the demo agents.", file=sys.stderr)
         _clean_up(workdir, keep)
+        _say("Stopped the demo agents.")
 
 
 def run_headless(keep: bool = False, examples: tuple[Path, Path] = EXAMPLE_PAIR) -> int:
@@ -108,9 +113,15 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _clean_up(workdir: Path, keep: bool) -> None:
     if keep:
-        print(f"Demo files kept in {workdir}", file=sys.stderr)
+        _say(f"Demo files kept in {workdir}")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _say(message: str) -> None:
+    """Print to stderr, which may be a terminal that is gone (EIO, EPIPE)."""
+    with contextlib.suppress(OSError):
+        print(message, file=sys.stderr)
 
 
 def _demo_app(agents: list[AgentEntry], **options: Any):
