@@ -47,8 +47,8 @@ def run_demo(keep: bool = False) -> None:
         app.loop = loop
         app.run()
     finally:
-        # A closed terminal sends SIGHUP, maybe twice; the agents must stop
-        # and the directory go all the same.
+        # A closed terminal can send SIGHUP more than once. The agents must
+        # stop and the directory must go all the same.
         for sig in (*STOP_SIGNALS, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)
         if loop is not None:
@@ -155,7 +155,10 @@ def _demo_app(agents: list[AgentEntry], **options: Any):
 
         def instruct(self, key: str, message: str | None) -> None:
             if message is None:
-                self._instructions.pop(key, None)
+                done = self._instructions.pop(key, None)
+                if done is not None:
+                    # Without this, the banner would show a step older than this one.
+                    self._step = f"✓ {done.partition(': ')[0]}: done."
             else:
                 self._instructions[key] = message
                 self._toast(f"Your turn: {message}", severity="warning")
@@ -168,6 +171,12 @@ def _demo_app(agents: list[AgentEntry], **options: Any):
                 )
             else:
                 self.banner = f"demo: {self._step}" if self._step else ""
+
+        def push_screen(self, screen, *args: Any, **kwargs: Any):
+            # A notification shown before a dialog opens would cover it.
+            if isinstance(screen, ModalScreen):
+                self.clear_notifications()
+            return super().push_screen(screen, *args, **kwargs)
 
         def _toast(self, message: str, severity: str) -> None:
             if not isinstance(self.screen, ModalScreen):

@@ -97,7 +97,8 @@ class WaitForUser:
     Args:
         instruct: ``instruct(key, message)`` shows one step for the user
             until it is called again with the same key; a message of None
-            clears it. Both hosts' steps can wait at once.
+            marks it done. Both hosts' steps can wait at once. A message
+            starts with what to do, then ": " and how.
     """
 
     def __init__(self, instruct: Callable[[str, str | None], None]) -> None:
@@ -118,9 +119,9 @@ class WaitForUser:
             host,
             release,
             "canary",
-            f"the canary of release {release['id']} ({host.model} "
-            f"v{release['version']}) passed. On :releases, select its ◇ canary row "
-            "and press p to promote it, with a reason (A aborts it).",
+            f"promote release {release['id']} ({host.model} v{release['version']}), "
+            "whose canary passed: on :releases, select its ◇ canary row and press "
+            "p, with a reason (A aborts it).",
         )
 
     async def roll_back(self, host: DemoHost) -> None:
@@ -131,9 +132,9 @@ class WaitForUser:
 
         await self._until(
             f"{host.name} rollback",
-            f"version {live} of {host.model} is live. On :releases, select its "
-            "★ live row and press b to roll back, with a reason. The demo then "
-            "requests it again for you to approve and promote: the roll forward.",
+            f"roll back {host.model} from version {live}: on :releases, select its "
+            "★ live row and press b, with a reason. The demo then requests it "
+            "again for you to approve and promote: the roll forward.",
             rolled_back,
         )
 

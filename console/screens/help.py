@@ -81,7 +81,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("available", overflow="fold")
         active = sorted(self.described.active_bindings.values(), key=self._order)
         for item in active:
-            if self._order(item) < 3:
+            if self._order(item) < 3 and _ours(item):
                 table.add_row(*self._describe(item.binding, item.enabled))
         table.add_row("↑ ↓ g G", "move in the table; PgUp, PgDn a page", "")
         table.add_row("Tab", "the next table of the screen", "")
@@ -115,3 +115,18 @@ class HelpScreen(ModalScreen[None]):
         for left, right in pairs:
             table.add_row(left, right)
         return table
+
+
+def _ours(item: ActiveBinding) -> bool:
+    """Return whether the console defines the binding, not Textual's defaults."""
+    binding = item.binding
+    for cls in type(item.node).__mro__:
+        if not cls.__module__.startswith("console."):
+            continue
+        for ours in vars(cls).get("BINDINGS", ()):
+            if isinstance(ours, Binding) and (ours.key, ours.action) == (
+                binding.key,
+                binding.action.rpartition(".")[2],
+            ):
+                return True
+    return False

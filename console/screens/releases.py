@@ -209,7 +209,7 @@ def _release_summary(release: dict[str, Any], now: float, is_live: bool) -> Text
     for approval in approvals_of(release):
         mark = "✓" if approval.get("decision") == "approve" else "✕"
         text.append(f"\n{mark} {approval.get('actor')}: {approval.get('reason') or ''}")
-    if release.get("state_reason"):
+    if release.get("state_reason") and release.get("state") != "pending":
         text.append(
             f"\n{release.get('state')} by {release.get('state_changed_by')}: "
             f"{release['state_reason']}"

@@ -64,7 +64,10 @@ async def test_banner_keeps_the_latest_step_and_the_users_turn(tmp_path: Path):
 
         app.instruct("a", None)
         await pilot.pause()
-        assert banner_of(app) == "demo: 20.0 s gpu-b: version 1 live: release 1"
+        # The step just done, not the older step of the loop.
+        assert banner_of(app) == (
+            "demo: ✓ approve release 5 (shuttle v5 on gpu-a): done."
+        )
         assert any(
             m.startswith("Your turn: approve release 5") for m in notifications(app)
         )
@@ -89,6 +92,15 @@ async def test_no_notification_covers_an_open_dialog(tmp_path: Path):
         await pilot.press("escape")
         await pilot.pause()
         assert banner_of(app).startswith("▶ Your turn: approve release 1")
+
+        assert not isinstance(app.screen, ReasonDialog)
+        app.instruct("c", "promote release 4 (shuttle v4)")
+        await pilot.pause()
+        assert any("promote release 4" in m for m in notifications(app))
+        await pilot.press("a")  # a dialog clears the notifications shown
+        await pilot.pause()
+        assert isinstance(app.screen, ReasonDialog)
+        assert notifications(app) == []
 
 
 async def test_the_loops_steps_go_to_the_banner_only(tmp_path: Path):
@@ -154,7 +166,7 @@ async def test_wait_for_user_roll_back_waits_for_the_stable_version():
     person = WaitForUser(lambda key, message: messages.append(message))
     waiting = asyncio.create_task(person.roll_back(fake_host(agent)))
     await wait_for(lambda: messages, "the instruction")
-    assert messages[0].startswith("version 3 of shuttle is live")
+    assert messages[0].startswith("roll back shuttle from version 3: ")
     await asyncio.sleep(0.1)
     assert not waiting.done()
 
