@@ -185,11 +185,11 @@ def truncate(text: str, width: int) -> str:
     return text[: max(0, width - 1)] + "…"
 
 
-def format_error_rate(figures: dict[str, Any] | None) -> str:
-    """Return a version's live error rate from feedback labels, e.g. ``0.47%``."""
-    if not figures or figures.get("error_rate") is None:
+def format_error_rate(ratio: float | None) -> str:
+    """Return an error rate with two decimals, ``0.91%`` against ``8.25%``."""
+    if ratio is None or not math.isfinite(ratio):
         return NO_VALUE
-    return f"{figures['error_rate'] * 100:.2f}%"
+    return f"{ratio * 100:.2f}%"
 
 
 def live_summary(figures: dict[str, Any] | None, window_seconds: float) -> str:
@@ -208,7 +208,7 @@ def live_summary(figures: dict[str, Any] | None, window_seconds: float) -> str:
         parts[0] += f" ({figures['rows']:,} rows)"
     if figures.get("labelled"):
         parts.append(
-            f"error rate {format_error_rate(figures)} of "
+            f"error rate {format_error_rate(figures.get('error_rate'))} of "
             f"{figures['labelled']:,} labelled rows"
         )
     else:

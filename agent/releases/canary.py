@@ -14,7 +14,7 @@ checks fail later becomes failed.
 
 NOTE: the figures count from the canary's start, so a canary that
 degrades late is caught only once the whole period crosses a limit: 90
-wrong answers after 5,000 good ones still pass the error-rate check.
+wrong predictions after 5,000 good ones still pass the error-rate check.
 """
 
 from __future__ import annotations

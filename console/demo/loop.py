@@ -23,7 +23,14 @@ from typing import Any
 
 import httpx
 
-from console.demo.people import DemoFailed, DemoHost, Person, get, post
+from console.demo.people import (
+    DemoFailed,
+    DemoHost,
+    Person,
+    get,
+    post,
+    stable_version,
+)
 from console.demo.replay import REPLAY_WINDOW_ROWS, Replay, Window, error_rate
 
 POLL_SECONDS = 0.5
@@ -248,7 +255,7 @@ class DemoLoop:
     async def _roll_back_and_forward(self, host: DemoHost, replay: Replay) -> None:
         await self.person.roll_back(host)
         await self._until_async(
-            lambda: self._stable_version(host, 1),
+            lambda: _is_stable(host, 1),
             "the rollback to version 1",
             timeout=APPROVAL_TIMEOUT_SECONDS,
         )
@@ -414,14 +421,6 @@ class DemoLoop:
         async with host.client(host.operator_token) as http:
             return await self._wait_run(http, run["id"])
 
-    async def _stable_version(self, host: DemoHost, number: int) -> bool:
-        async with host.client(host.operator_token) as http:
-            deployments = await get(http, "/api/v1/deployments")
-        return any(
-            item["model"] == host.model and item["stable_version"] == number
-            for item in deployments["items"]
-        )
-
     async def _windows_of(
         self,
         replay: Replay,
@@ -499,6 +498,10 @@ class DemoLoop:
                 return value
             await asyncio.sleep(POLL_SECONDS)
         raise DemoFailed(f"gave up waiting for {what} after {timeout:.0f} s")
+
+
+async def _is_stable(host: DemoHost, number: int) -> bool:
+    return await stable_version(host) == number
 
 
 def _metrics(version: dict, number: bool = True) -> str:

@@ -125,10 +125,10 @@ class WaitForUser:
         )
 
     async def roll_back(self, host: DemoHost) -> None:
-        live = await _stable_version(host)
+        live = await stable_version(host)
 
         async def rolled_back() -> bool:
-            return await _stable_version(host) != live
+            return await stable_version(host) != live
 
         await self._until(
             f"{host.name} rollback",
@@ -164,7 +164,8 @@ class WaitForUser:
         )
 
 
-async def _stable_version(host: DemoHost) -> int | None:
+async def stable_version(host: DemoHost) -> int | None:
+    """Return the version ``host`` serves as stable for its model, if any."""
     async with host.client(host.operator_token) as http:
         deployments = await get(http, "/api/v1/deployments")
     for item in deployments["items"]:

@@ -53,9 +53,9 @@ def live_error_text(live: dict[str, Any] | None) -> str:
     """Return the live error rates: stable's, and a canary's after ``◇``."""
     if not live:
         return NO_VALUE
-    text = format_error_rate(live.get("stable"))
+    text = format_error_rate((live.get("stable") or {}).get("error_rate"))
     if live.get("canary"):
-        text += f" ◇{format_error_rate(live['canary'])}"
+        text += f" ◇{format_error_rate(live['canary'].get('error_rate'))}"
     return text
 
 

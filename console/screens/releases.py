@@ -15,6 +15,7 @@ from console import resources
 from console.format import (
     NO_VALUE,
     format_age,
+    format_error_rate,
     format_number,
     format_percent,
     live_summary,
@@ -45,7 +46,7 @@ CANARY_FIGURES = (
     ("requests", "requests", format_number),
     ("server_errors", "server errors", format_number),
     ("nonfinite_rows", "non-finite rows", format_number),
-    ("error_rate", "error rate", lambda v: _percent_2(v)),
+    ("error_rate", "error rate", format_error_rate),
     ("latency_p95_seconds", "latency p95", lambda v: _milliseconds(v)),
 )
 # Shown only when either side is above zero, to fit 80x24.
@@ -58,11 +59,6 @@ ACTION_STATES = {
     "promote": ("canary",),
     "abort": ("canary", "approved"),
 }
-
-
-def _percent_2(ratio: float | None) -> str:
-    # Error rates near 1% need two decimals: 0.91% against 8.25%.
-    return NO_VALUE if ratio is None else f"{ratio * 100:.2f}%"
 
 
 def _milliseconds(seconds: float | None) -> str:

@@ -296,7 +296,7 @@ def _fail_audit_writes_with(monkeypatch: pytest.MonkeyPatch, code: str, text: st
         ("SQLITE_IOERR_SHMSIZE", "disk I/O error", "Check the file system"),
     ],
 )
-def test_store_file_errors_are_one_line(
+def test_store_file_errors_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str, text: str, fix: str
 ) -> None:
     config = _host_with_token(tmp_path)
@@ -314,7 +314,7 @@ def test_store_file_errors_are_one_line(
     assert _rows(store_path, "SELECT revoked_at FROM tokens") == [(None,)]
 
 
-def test_io_error_on_a_full_file_system_is_reported_as_full(
+def test_io_error_when_full_reads_full(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # With no block left SQLite cannot create the -shm file and reports an
@@ -340,7 +340,7 @@ def test_io_error_on_a_full_file_system_is_reported_as_full(
     assert f"df -h {store_path.parent}" in result.stderr
 
 
-def test_init_that_fails_to_write_leaves_no_config(
+def test_init_failed_write_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def replace(source, target) -> None:

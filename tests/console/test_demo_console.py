@@ -37,7 +37,7 @@ def banner_of(app) -> str:
     return str(banner.render()) if banner.display else ""
 
 
-async def test_banner_keeps_the_latest_step_and_the_users_turn(tmp_path: Path):
+async def test_banner_shows_step_and_turn(tmp_path: Path):
     agent = FakeAgent("gpu-a")
     app = demo_app(tmp_path, agent)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -73,7 +73,7 @@ async def test_banner_keeps_the_latest_step_and_the_users_turn(tmp_path: Path):
         )
 
 
-async def test_no_notification_covers_an_open_dialog(tmp_path: Path):
+async def test_demo_notifications_spare_dialogs(tmp_path: Path):
     agent = FakeAgent("gpu-a")
     app = demo_app(tmp_path, agent)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -103,7 +103,7 @@ async def test_no_notification_covers_an_open_dialog(tmp_path: Path):
         assert notifications(app) == []
 
 
-async def test_the_loops_steps_go_to_the_banner_only(tmp_path: Path):
+async def test_banner_takes_loop_steps_silently(tmp_path: Path):
     agent = FakeAgent("gpu-a")
     app = demo_app(tmp_path, agent)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -141,9 +141,7 @@ async def wait_for(condition, description: str) -> None:
     ("step", "release_id", "left_to"),
     [("approve", 5, "canary"), ("promote", 4, "promoted")],
 )
-async def test_wait_for_user_holds_the_step_until_it_is_done(
-    step: str, release_id: int, left_to: str
-):
+async def test_wait_for_user_until_done(step: str, release_id: int, left_to: str):
     agent = FakeAgent("gpu-a")
     messages: list[str | None] = []
     person = WaitForUser(lambda key, message: messages.append(message))
@@ -160,7 +158,7 @@ async def test_wait_for_user_holds_the_step_until_it_is_done(
     assert messages[-1] is None
 
 
-async def test_wait_for_user_roll_back_waits_for_the_stable_version():
+async def test_wait_for_user_roll_back():
     agent = FakeAgent("gpu-a")
     messages: list[str | None] = []
     person = WaitForUser(lambda key, message: messages.append(message))
@@ -175,7 +173,7 @@ async def test_wait_for_user_roll_back_waits_for_the_stable_version():
     assert messages[-1] is None
 
 
-async def test_a_new_pending_release_takes_the_cursor_from_a_finished_one(
+async def test_releases_cursor_follows_new_pending(
     tmp_path: Path,
 ):
     agent = FakeAgent("gpu-a")
@@ -191,7 +189,7 @@ async def test_a_new_pending_release_takes_the_cursor_from_a_finished_one(
         await wait_until(pilot, lambda: table.selected_key == "gpu-a\t6")
 
 
-async def test_approving_moves_the_cursor_to_the_next_pending_release(
+async def test_releases_cursor_after_approval(
     tmp_path: Path,
 ):
     agent = FakeAgent("gpu-a")
@@ -210,7 +208,7 @@ async def test_approving_moves_the_cursor_to_the_next_pending_release(
         await wait_until(pilot, lambda: table.selected_key == "gpu-a\t6")
 
 
-async def test_a_new_pending_release_leaves_the_cursor_on_a_canary(tmp_path: Path):
+async def test_releases_cursor_stays_on_canary(tmp_path: Path):
     agent = FakeAgent("gpu-a")
     app = build_app(tmp_path, [agent])
     async with app.run_test(size=(100, 30)) as pilot:
@@ -224,7 +222,7 @@ async def test_a_new_pending_release_leaves_the_cursor_on_a_canary(tmp_path: Pat
         assert table.selected_key == "gpu-a\t4"
 
 
-async def test_state_column_grows_to_a_longer_state(tmp_path: Path):
+async def test_releases_state_column_grows(tmp_path: Path):
     agent = FakeAgent("gpu-a")
     for item in agent.releases:
         # Finished states keep the rows in the same order when one changes.
@@ -241,7 +239,7 @@ async def test_state_column_grows_to_a_longer_state(tmp_path: Path):
         assert table.columns["STATE"].content_width >= len("↩ rolled_back")
 
 
-async def test_models_show_each_versions_live_error_rate(tmp_path: Path):
+async def test_models_live_error_rate(tmp_path: Path):
     agent = FakeAgent("gpu-a")
     started = time.monotonic()
     # A clock that moves, for the live figures' refresh interval to pass.
@@ -278,7 +276,7 @@ async def test_models_show_each_versions_live_error_rate(tmp_path: Path):
         )
 
 
-async def test_the_live_release_shows_its_versions_live_figures(tmp_path: Path):
+async def test_releases_live_release_figures(tmp_path: Path):
     agent = FakeAgent("gpu-a")
     app = build_app(tmp_path, [agent])
     async with app.run_test(size=(100, 30)) as pilot:

@@ -65,7 +65,7 @@ def moving_clock():
 
 
 @pytest.mark.parametrize("case", list(ODD_LIVE))
-async def test_odd_live_figures_show_as_missing(tmp_path: Path, case: str):
+async def test_models_odd_live_figures(tmp_path: Path, case: str):
     agent = FakeAgent("gpu-a")
     transport = answering(agent, "/live", ODD_LIVE[case])
     app = build_app(tmp_path, [agent], transports={"gpu-a": transport})
@@ -84,7 +84,7 @@ async def test_odd_live_figures_show_as_missing(tmp_path: Path, case: str):
         assert models.cell_text("gpu-a\tshuttle", "ERR 5m") == "-"
 
 
-async def test_live_figures_without_a_window_use_the_consoles(tmp_path: Path):
+async def test_live_figures_default_window(tmp_path: Path):
     agent = FakeAgent("gpu-a")
     body = {"model": "shuttle", "stable": FIGURES, "canary": None}
     transport = answering(agent, "/live", body)
@@ -102,7 +102,7 @@ async def test_live_figures_without_a_window_use_the_consoles(tmp_path: Path):
 
 
 @pytest.mark.parametrize("case", list(ODD_PENDING))
-async def test_odd_pending_releases_leave_the_fleet_polling(tmp_path: Path, case: str):
+async def test_fleet_odd_pending_releases(tmp_path: Path, case: str):
     agent = FakeAgent("gpu-a")
     body = {"items": ODD_PENDING[case], "next_cursor": None}
     transport = answering(agent, "/api/v1/releases", body, state="pending")
@@ -124,7 +124,7 @@ async def test_odd_pending_releases_leave_the_fleet_polling(tmp_path: Path, case
         assert table.cell_text("gpu-a", "MODELS") == "iris 1, shuttle 3 ◇4"
 
 
-async def test_a_release_without_a_state_does_not_stop_the_releases_screen(
+async def test_releases_screen_release_without_state(
     tmp_path: Path,
 ):
     agent = FakeAgent("gpu-a")

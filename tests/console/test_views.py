@@ -39,7 +39,7 @@ def test_unknown_values_are_dashes_not_zeros():
     assert [str(cell) for cell in cells[2:]] == ["-", "  -   -", "-", "-", "-"]
 
 
-def test_models_cell_marks_canaries_and_releases_awaiting_approval():
+def test_models_cell_canary_and_pending():
     data = AgentData(
         deployments=[
             {"model": "shuttle", "stable_version": 3, "canary_version": 4},
@@ -55,7 +55,7 @@ def test_models_cell_marks_canaries_and_releases_awaiting_approval():
     assert models_cell(data) == "iris 1, phishing - !1, shuttle 3 ◇4 !5 !6"
 
 
-def test_gpu_cell_names_why_there_are_no_gpu_figures_in_its_width():
+def test_gpu_cell_short_reasons():
     for reason, label in [
         ("nvml_not_found", "no NVML"),
         ("driver_mismatch", "reboot needed"),
@@ -66,7 +66,7 @@ def test_gpu_cell_names_why_there_are_no_gpu_figures_in_its_width():
     assert len("reboot needed") < 14  # the GPU column, with its gap
 
 
-async def test_fleet_says_how_many_releases_wait_for_approval(tmp_path: Path):
+async def test_fleet_counts_pending_releases(tmp_path: Path):
     agent = FakeAgent("gpu-a")
     app = build_app(tmp_path, [agent])
     async with app.run_test(size=(100, 30)) as pilot:
@@ -84,7 +84,7 @@ async def test_fleet_says_how_many_releases_wait_for_approval(tmp_path: Path):
         await wait_until(pilot, lambda: "waits for approval" not in screen_text(app))
 
 
-def test_drift_event_stats_read_as_means_not_dicts():
+def test_drift_stats_text_means():
     stats = {
         "change_index": 3140,
         "before": {"count": 100, "mean": 46.64, "std": 2.1},

@@ -290,7 +290,7 @@ def test_failed_write_rolls_back(store: Store) -> None:
     assert store.db.conn.in_transaction is False
 
 
-def test_failed_commit_rolls_back_and_the_next_write_starts(store: Store) -> None:
+def test_failed_commit_rolls_back(store: Store) -> None:
     # A deferred foreign key fails at COMMIT and leaves the transaction
     # open, as a full disk can: the store must roll it back.
     store.db.conn.execute("PRAGMA foreign_keys = ON")

@@ -213,7 +213,7 @@ def test_error_monitor_reports_rise_not_fall() -> None:
 def test_error_monitor_confirms_rise_from_low_rate(seed: int) -> None:
     # HDDM_A fires 400 to 900 values after this rise. The z-test baseline
     # must end at HDDM_A's cut point, not confirm_rows before the detection,
-    # or it holds the raised error rate and the rise is dismissed.
+    # or it contains the raised error rate and the rise is dismissed.
     rng = np.random.default_rng(seed)
     monitor = _monitor(HddmA, rise_only=True)
     low = (rng.random(3000) < 0.0007).astype(float)
