@@ -182,6 +182,14 @@ def _demo_app(agents: list[AgentEntry], **options: Any):
             if not isinstance(self.screen, ModalScreen):
                 self.notify(message, severity=severity, timeout=TOAST_SECONDS)
 
+        async def on_unmount(self) -> None:
+            # Stop the replayers while the event loop runs: an asyncio
+            # subprocess left to the garbage collector after the loop closed
+            # prints "Event loop is closed" on exit. Textual then runs
+            # RigdeckApp.on_unmount too.
+            for replay in self.loop.replays if self.loop is not None else ():
+                await replay.stop()
+
         def on_ready(self) -> None:
             if self.loop is not None:
                 self.run_worker(self.loop.run(), group="demo-loop", exit_on_error=False)
